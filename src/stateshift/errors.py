@@ -10,12 +10,12 @@ the ids needed to find the thing that went wrong, and says what to do::
     │   ├── StoreIntegrityError        a constraint was violated (not retryable)
     │   └── SchemaError                schema missing, newer than this code, or unsafe
     ├── CodecError                     a value cannot be stored or read back
-    │   ├── UnsupportedType            the codec cannot encode this type (also TypeError)
+    │   ├── UnsupportedType            no encoding for this type (a TypeError)
     │   ├── PayloadTooLarge            an encoded value exceeds the size limit
     │   ├── DeserializationError       a stored value is malformed or tampered with
     │   └── EncryptionError            a key is missing or a ciphertext is invalid
     ├── ConflictError                  a versioned write found a newer version
-    ├── InvalidKey                     a key is empty, too long or malformed (also ValueError)
+    ├── InvalidKey                     a key is empty, too long or malformed
     ├── WorkflowError                  about one workflow, carries ``workflow_id``
     │   ├── WorkflowNotFound           no workflow has this id
     │   ├── WorkflowConflict           the id is taken by another function or input
@@ -221,9 +221,7 @@ class WorkflowConflict(WorkflowError):
 class WorkflowFailed(WorkflowError):
     """The workflow failed; ``error_type`` and ``error_message`` tell why."""
 
-    def __init__(
-        self, workflow_id: str, error_type: str, error_message: str
-    ) -> None:
+    def __init__(self, workflow_id: str, error_type: str, error_message: str) -> None:
         super().__init__(
             workflow_id,
             f"workflow {workflow_id!r} failed with {error_type}: {error_message}",
