@@ -224,7 +224,11 @@ def poll(dbos: DBOS, queue: Any) -> int:
     dbos._sys_db.transition_delayed_workflows()
     owner = generate_uuid()
     ids, _ = dbos._sys_db.start_queued_workflows(
-        queue, GlobalParams.executor_id, GlobalParams.app_version, None, 0,
+        queue,
+        GlobalParams.executor_id,
+        GlobalParams.app_version,
+        None,
+        0,
         owner_xid=owner,
     )
     if not ids:
@@ -292,30 +296,23 @@ def queue_run(url: str, workers: int, count: int) -> float:
         harness.expect(process, "READY")
         processes.append(process)
     try:
-        done = threading.Semaphore(0)
-        for process in processes:
-            threading.Thread(target=_count_done, args=(process, done), daemon=True).start()
+        done = harness.count_lines(processes, "DONE")
         client = DBOSClient(system_database_url=url, application_name=APP_NAME)
-        options = {"queue_name": "bench", "workflow_name": "queued",
-                   "app_version": "bench"}
+        options = {
+            "queue_name": "bench",
+            "workflow_name": "queued",
+            "app_version": "bench",
+        }
         started = time.perf_counter()
         for i in range(count):
             client.enqueue(options, i)  # type: ignore[arg-type]
-        for _ in range(count):
-            if not done.acquire(timeout=300):
-                raise RuntimeError("queue workers stopped making progress")
+        harness.wait_count(done, count, timeout_s=120)
         elapsed = time.perf_counter() - started
         client.destroy()
         return elapsed
     finally:
         for process in processes:
             harness.stop(process)
-
-
-def _count_done(process: Any, done: threading.Semaphore) -> None:
-    for line in process.stdout:
-        if line.startswith("DONE"):
-            done.release()
 
 
 # --- crash recovery -------------------------------------------------------------

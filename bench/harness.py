@@ -22,6 +22,7 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -179,6 +180,30 @@ def expect(process: subprocess.Popen[str], word: str, timeout_s: float = 120) ->
         if line.startswith(word):
             return line.strip()
     raise RuntimeError(f"no {word} from worker within {timeout_s} s")
+
+
+def count_lines(
+    processes: Sequence[subprocess.Popen[str]], word: str
+) -> threading.Semaphore:
+    """A semaphore released once per line starting with ``word``, from any."""
+    seen = threading.Semaphore(0)
+
+    def read(process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if line.startswith(word):
+                seen.release()
+
+    for process in processes:
+        threading.Thread(target=read, args=(process,), daemon=True).start()
+    return seen
+
+
+def wait_count(seen: threading.Semaphore, count: int, timeout_s: float) -> None:
+    """Take ``count`` releases, allowing ``timeout_s`` between two."""
+    for _ in range(count):
+        if not seen.acquire(timeout=timeout_s):
+            raise RuntimeError(f"workers made no progress for {timeout_s} s")
 
 
 def say(stream: IO[str] | None, line: str) -> None:

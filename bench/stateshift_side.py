@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -263,15 +262,11 @@ def queue_run(ss: Any, config: dict[str, Any], workers: int, count: int) -> floa
         harness.expect(process, "READY")
         processes.append(process)
     try:
-        done = threading.Semaphore(0)
-        for process in processes:
-            threading.Thread(target=count_done, args=(process, done), daemon=True).start()
+        done = harness.count_lines(processes, "DONE")
         queue = app.queue("bench")
         started = time.perf_counter()
         ids = [queue.enqueue(wf.queued, i).workflow_id for i in range(count)]
-        for _ in range(count):
-            if not done.acquire(timeout=300):
-                raise RuntimeError("queue workers stopped making progress")
+        harness.wait_count(done, count, timeout_s=120)
         elapsed = time.perf_counter() - started
         check_succeeded(app, ss, ids)
         return elapsed
@@ -281,12 +276,6 @@ def queue_run(ss: Any, config: dict[str, Any], workers: int, count: int) -> floa
         app.close()
 
 
-def count_done(process: Any, done: threading.Semaphore) -> None:
-    for line in process.stdout:
-        if line.startswith("DONE"):
-            done.release()
-
-
 def worker(config: dict[str, Any], worker_id: str) -> None:
     """A queue worker: run due work until the runner closes our stdin."""
     import stateshift as ss
@@ -294,7 +283,12 @@ def worker(config: dict[str, Any], worker_id: str) -> None:
     app = ss.App(**config, worker_id=worker_id)
     build(app, ss, out=sys.stdout)
     closed = threading.Event()
-    threading.Thread(target=lambda: (sys.stdin.read(), closed.set()), daemon=True).start()
+
+    def watch_stdin() -> None:
+        sys.stdin.read()
+        closed.set()
+
+    threading.Thread(target=watch_stdin, daemon=True).start()
     say(sys.stdout, "READY")
     while not closed.is_set():
         app.run_until_idle()
