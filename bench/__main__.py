@@ -61,9 +61,15 @@ def side_answer(side: str, workload: str, backend: str, scale: str) -> dict[str,
     if side == "dbos" and not installed("dbos"):
         return {"available": False, "reason": "dbos is not installed (make bench)"}
     progress(f"{workload} / {backend} / {side}")
+    started = time.perf_counter()
     if workload == "cold_start":
-        return run_child(["bench.cold", side, scale])
-    return run_child([MODULES[side], workload, "--backend", backend, "--scale", scale])
+        answer = run_child(["bench.cold", side, scale])
+    else:
+        args = [MODULES[side], workload, "--backend", backend, "--scale", scale]
+        answer = run_child(args)
+    answer["elapsed_s"] = round(time.perf_counter() - started, 1)
+    progress(f"{workload} / {backend} / {side}: {answer['elapsed_s']} s")
+    return answer
 
 
 def floors(backends: list[str], scale: str) -> dict[str, Any]:

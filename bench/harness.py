@@ -37,12 +37,12 @@ ROOT = Path(__file__).resolve().parent.parent
 # Sizes of every workload; "quick" is a smoke run, "full" the published one.
 SCALES: dict[str, dict[str, int]] = {
     "quick": {
-        "repeats": 3,
+        "repeats": 4,
         "one_step": 40,
         "ten_step": 12,
-        "queue": 200,
-        "timers_small": 200,
-        "timers_large": 2_000,
+        "queue": 100,
+        "timers_small": 100,
+        "timers_large": 1_000,
         "timers_due": 100,
         "crash": 50,
         "calls": 200,
@@ -81,10 +81,10 @@ class Job:
 
     @property
     def repeats(self) -> int:
-        # Queue and crash runs are long; three of each keep the suite short.
+        # Queue, crash and timer runs are long: fewer of them keep the suite short.
         base = self.sizes["repeats"]
         if self.workload in ("queue", "crash", "timers"):
-            return min(base, 3)
+            return base - 2
         return base
 
 
