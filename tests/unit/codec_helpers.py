@@ -16,8 +16,8 @@ def same(left: Any, right: Any) -> bool:
         return False
     if isinstance(left, float):
         if math.isnan(left):
-            return math.isnan(right)
-        return left == right and math.copysign(1, left) == math.copysign(1, right)
+            return bool(math.isnan(right))
+        return bool(left == right) and math.copysign(1, left) == math.copysign(1, right)
     if isinstance(left, Decimal):
         return str(left) == str(right)
     if isinstance(left, datetime | time):
@@ -27,7 +27,7 @@ def same(left: Any, right: Any) -> bool:
             and (left.tzinfo is None or left.fold == right.fold)
         )
     if isinstance(left, date):
-        return left == right
+        return bool(left == right)
     if isinstance(left, dict):
         return list(left) == list(right) and all(
             same(left[key], right[key]) for key in left

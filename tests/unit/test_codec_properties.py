@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from datetime import timedelta, timezone
+from datetime import UTC, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,7 @@ scalars = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     hostile_text,
     st.binary(),
-    st.datetimes(timezones=st.none() | st.just(timezone.utc) | fixed_offsets),
+    st.datetimes(timezones=st.none() | st.just(UTC) | fixed_offsets),
     st.datetimes(timezones=st.timezones()),
     st.dates(),
     st.times(timezones=st.none() | fixed_offsets),

@@ -91,8 +91,21 @@ def _bytes(body: Any) -> bytes:
         raise ValueError(str(exc)) from None
 
 
+def _folded(parse: Callable[[str], Any]) -> Callable[[Any], Any]:
+    """A decoder for a body that is ISO text, or [ISO text, 1] when fold=1."""
+
+    def decode(body: Any) -> Any:
+        if type(body) is list:
+            if len(body) != 2 or body[1] != 1 or type(body[1]) is not int:
+                raise ValueError("expected [text, 1]")
+            return parse(_text(body[0])).replace(fold=1)
+        return parse(_text(body))
+
+    return decode
+
+
 def _zoned_datetime(body: Any) -> datetime:
-    if type(body) is not list or len(body) != 3 or body[2] not in (0, 1):
+    if type(body) is not list or len(body) != 3 or type(body[2]) is not int:
         raise ValueError("expected [local time, zone, fold]")
     local = datetime.fromisoformat(_text(body[0]))
     if local.tzinfo is not None:
@@ -101,7 +114,7 @@ def _zoned_datetime(body: Any) -> datetime:
     import zoneinfo  # only values written with a named zone need it
 
     zone = zoneinfo.ZoneInfo(_text(body[1]))
-    return local.replace(tzinfo=zone, fold=int(body[2]))
+    return local.replace(tzinfo=zone, fold=body[2])
 
 
 def _decimal(body: Any) -> Decimal:
@@ -129,10 +142,10 @@ def _escaped(body: Any) -> dict[str, Any]:
 
 _TAG_DECODERS: dict[str, Callable[[Any], Any]] = {
     TAG_BYTES: _bytes,
-    TAG_DATETIME: lambda body: datetime.fromisoformat(_text(body)),
+    TAG_DATETIME: _folded(datetime.fromisoformat),
     TAG_ZONED_DATETIME: _zoned_datetime,
     TAG_DATE: lambda body: date.fromisoformat(_text(body)),
-    TAG_TIME: lambda body: time.fromisoformat(_text(body)),
+    TAG_TIME: _folded(time.fromisoformat),
     TAG_UUID: lambda body: UUID(_text(body)),
     TAG_DECIMAL: _decimal,
     TAG_FLOAT: _float,

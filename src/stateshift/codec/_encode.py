@@ -246,7 +246,7 @@ def _tag_bytes(value: bytes | bytearray) -> dict[str, str]:
 def _tag_datetime(value: datetime) -> Any:
     zone = value.tzinfo
     if zone is None or type(zone) is timezone:
-        return {TAG_DATETIME: value.isoformat()}
+        return _with_fold(TAG_DATETIME, value.isoformat(), value.fold)
 
     zoneinfo = sys.modules.get("zoneinfo")
     key = getattr(zone, "key", None)
@@ -256,18 +256,24 @@ def _tag_datetime(value: datetime) -> Any:
 
     # Any other tzinfo (pytz, dateutil) is kept as the UTC offset it gives.
     if value.utcoffset() is None:
-        return {TAG_DATETIME: value.replace(tzinfo=None).isoformat()}
-    return {TAG_DATETIME: value.isoformat()}
+        value = value.replace(tzinfo=None)
+    return _with_fold(TAG_DATETIME, value.isoformat(), value.fold)
+
+
+def _with_fold(tag: str, text: str, fold: int) -> dict[str, Any]:
+    # fold=1 (the second of two equal wall-clock times) is rare; only then
+    # does the body become a [text, fold] pair.
+    return {tag: [text, 1] if fold else text}
 
 
 def _tag_date(value: date) -> dict[str, str]:
     return {TAG_DATE: value.isoformat()}
 
 
-def _tag_time(value: time) -> dict[str, str]:
+def _tag_time(value: time) -> dict[str, Any]:
     if value.tzinfo is not None and value.utcoffset() is None:
         raise Located(f"time with tzinfo {_type_name(value.tzinfo)}")
-    return {TAG_TIME: value.isoformat()}
+    return _with_fold(TAG_TIME, value.isoformat(), value.fold)
 
 
 def _tag_uuid(value: UUID) -> dict[str, str]:
