@@ -304,6 +304,12 @@ def test_json_text_is_tagged_like_stored_bytes() -> None:
     assert codec.decode_json(text) == {"blob": b"hi", "at": date(2024, 1, 2)}
 
 
+def test_hand_written_json_text_with_spaces_still_has_its_tags_read() -> None:
+    text = '{ "blob" : { "$b" : "aGk=" }, "kept": {"$$": ["$b", 1]} }'
+
+    assert codec.decode_json(text) == {"blob": b"hi", "kept": {"$b": 1}}
+
+
 def test_invalid_json_text_raises_a_deserialization_error() -> None:
     with pytest.raises(DeserializationError, match="JSON text"):
         codec.decode_json("{")

@@ -141,7 +141,7 @@ class Codec:
         Plain strings become datetimes, UUIDs, Decimals and bytes (base64)
         where the hint asks for them, so hand-written JSON decodes too.
         """
-        return self._load(text, type_hint, "JSON text")
+        return self._load(text, type_hint, "JSON text", compact=False)
 
     def _decrypt(self, data: bytes, what: str, aad: bytes) -> bytes:
         if self.keyring is None:
@@ -166,9 +166,11 @@ class Codec:
             )
         return plaintext
 
-    def _load(self, text: str, type_hint: Any, what: str) -> Any:
+    def _load(
+        self, text: str, type_hint: Any, what: str, *, compact: bool = True
+    ) -> Any:
         try:
-            value = load_text(text)
+            value = load_text(text, compact=compact)
         except MalformedValue as exc:
             raise DeserializationError(f"cannot decode {what}: {exc}") from None
         if type_hint is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Callable
 from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
@@ -38,13 +39,23 @@ class MalformedValue(ValueError):
     """Stored text is not JSON this codec wrote; the caller adds context."""
 
 
-def load_text(text: str) -> Any:
-    """Parse JSON text written by the encoder.
+def load_text(text: str, *, compact: bool = True) -> Any:
+    """Parse JSON text, resolving tags.
+
+    Args:
+        text: the JSON text.
+        compact: the text was written by the encoder, so an object whose
+            first key starts with ``$`` reads exactly ``{"$``. Text from
+            elsewhere may have spaces there and is searched more slowly.
 
     Raises:
         MalformedValue: the text is not valid JSON or holds an invalid tag.
     """
-    decoder = _TAGGED if TAG_PREFIX in text else _PLAIN
+    if compact:
+        tagged = TAG_PREFIX in text
+    else:
+        tagged = _SPACED_TAG_PREFIX.search(text) is not None
+    decoder = _TAGGED if tagged else _PLAIN
     try:
         return decoder.decode(text)
     except MalformedValue:
@@ -153,5 +164,6 @@ _TAG_DECODERS: dict[str, Callable[[Any], Any]] = {
     TAG_ESCAPE: _escaped,
 }
 
+_SPACED_TAG_PREFIX = re.compile(r'\{\s*"\$')
 _PLAIN = json.JSONDecoder(parse_constant=_refuse_constant)
 _TAGGED = json.JSONDecoder(parse_constant=_refuse_constant, object_hook=_untag)
