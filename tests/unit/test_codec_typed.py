@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import Enum
-from pathlib import Path
 from typing import (
     Any,
     Generic,
@@ -25,12 +23,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from codec_helpers import same  # noqa: E402
-
-from stateshift.codec import Codec  # noqa: E402
-from stateshift.errors import DeserializationError  # noqa: E402
+from stateshift.codec import Codec
+from stateshift.errors import DeserializationError
 
 codec = Codec()
 T = TypeVar("T")
@@ -281,5 +275,5 @@ def test_a_constructor_that_raises_becomes_a_deserialization_error() -> None:
 )
 def test_any_line_round_trips_through_its_type(line: Line) -> None:
     decoded = codec.decode(codec.encode(line), type_hint=Line)
-    assert same(decoded.price, line.price)
+    assert str(decoded.price) == str(line.price)
     assert decoded == line
