@@ -13,7 +13,7 @@ import binascii
 import json
 import re
 from collections.abc import Callable
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from uuid import UUID
@@ -115,6 +115,31 @@ def _folded(parse: Callable[[str], Any]) -> Callable[[Any], Any]:
     return decode
 
 
+# An offset with seconds and microseconds, like "+00:00:00.000001", which
+# Python 3.11's fromisoformat reads as UTC, losing the fraction.
+_FINE_OFFSET = re.compile(r"([+-])(\d{2}):(\d{2}):(\d{2})(?:\.(\d{6}))?$")
+
+
+def _with_fine_offset(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    def decode(text: str) -> Any:
+        match = _FINE_OFFSET.search(text)
+        if match is None or text[: match.start()].endswith(("T", "-")):
+            return parse(text)
+        sign, hours, minutes, seconds, micros = match.groups()
+        offset = timedelta(
+            hours=int(hours),
+            minutes=int(minutes),
+            seconds=int(seconds),
+            microseconds=int(micros or 0),
+        )
+        naive = parse(text[: match.start()])
+        if naive.tzinfo is not None:
+            raise ValueError("two offsets")
+        return naive.replace(tzinfo=timezone(-offset if sign == "-" else offset))
+
+    return decode
+
+
 def _zoned_datetime(body: Any) -> datetime:
     if type(body) is not list or len(body) != 3 or type(body[2]) is not int:
         raise ValueError("expected [local time, zone, fold]")
@@ -153,10 +178,10 @@ def _escaped(body: Any) -> dict[str, Any]:
 
 _TAG_DECODERS: dict[str, Callable[[Any], Any]] = {
     TAG_BYTES: _bytes,
-    TAG_DATETIME: _folded(datetime.fromisoformat),
+    TAG_DATETIME: _folded(_with_fine_offset(datetime.fromisoformat)),
     TAG_ZONED_DATETIME: _zoned_datetime,
     TAG_DATE: lambda body: date.fromisoformat(_text(body)),
-    TAG_TIME: _folded(time.fromisoformat),
+    TAG_TIME: _folded(_with_fine_offset(time.fromisoformat)),
     TAG_UUID: lambda body: UUID(_text(body)),
     TAG_DECIMAL: _decimal,
     TAG_FLOAT: _float,
