@@ -15,6 +15,7 @@ from stateshift.errors import CodecError, WorkflowCancelled
 from stateshift.workflows._context import (
     Invocation,
     WorkflowContext,
+    _step,
     _workflow,
     enter_thread,
     leave_thread,
@@ -76,6 +77,8 @@ def execute(
     """Run one invocation of ``ctx``'s workflow and settle how it ended."""
     definition = ctx.definition
     token = _workflow.set(ctx)
+    # A workflow run from inside a step (a test, a script) is not that step.
+    step_token = _step.set(None)
     enter_thread()
     outcome: Any
     try:
@@ -83,6 +86,7 @@ def execute(
             value = _call(definition, args, kwargs)
             outcome = ctx.signal if ctx.signal is not None else ("value", value)
         finally:
+            _step.reset(step_token)
             _workflow.reset(token)
             leave_thread()
     except Signal as signal:
