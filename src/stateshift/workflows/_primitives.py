@@ -75,9 +75,12 @@ def _workflow_only(helper: str) -> WorkflowContext:
     return ctx
 
 
-def _buffer(ctx: WorkflowContext, seq: int, kind: str, value: Any) -> bytes:
+def _buffer(
+    ctx: WorkflowContext, seq: int, kind: str, value: Any, name: str | None = None
+) -> bytes:
     data = ctx.engine.app.codec.encode(value, what=f"recorded {kind}")
-    ctx.pending_records.append(ctx.engine.step_row(ctx, seq, kind, kind, "ok", 1, data))
+    row = ctx.engine.step_row(ctx, seq, kind, name or kind, "ok", 1, data)
+    ctx.pending_records.append(row)
     return data
 
 
@@ -279,7 +282,7 @@ def start_child(
             timeout_seconds=definition.timeout_seconds,
         )
     )
-    _buffer(ctx, seq, "child", child_id)
+    _buffer(ctx, seq, "child", child_id, definition.name)
     return WorkflowHandle(engine.app, child_id, definition)
 
 
