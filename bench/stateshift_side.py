@@ -224,9 +224,66 @@ def w_state(job: Job) -> dict[str, Any]:
         return repeat(job, run)
 
 
+class Counter:
+    """The benchmark's entity: one integer attribute."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def add(self, amount: int) -> int:
+        self.count += amount
+        return self.count
+
+
+def entity_ops(app: Any, key: str, count: int) -> float:
+    """Milliseconds per ``Counter.add`` on ``key``, over ``count`` operations."""
+    started = time.perf_counter()
+    for _ in range(count):
+        app.entity(Counter, key).add(1)
+    return (time.perf_counter() - started) * 1000.0 / count
+
+
 def w_entity(job: Job) -> dict[str, Any]:
     require("entity")
-    raise NotAvailable("the entity workload waits for the entity API to land")
+    count = job.sizes["calls"]
+
+    def run(index: int) -> dict[str, float]:
+        with fresh_store_config(job.backend) as config:
+            import stateshift as ss
+
+            app = ss.App(**config)
+            app.entity(Counter)
+            alone = entity_ops(app, f"alone-{index}", count)
+
+            # Two processes on one key: every operation may meet a conflict.
+            args = ["_entity", *store_args(config), "--count", str(count)]
+            callers = [spawn("bench.stateshift_side", *args) for _ in range(2)]
+            for caller in callers:
+                harness.expect(caller, "READY")
+            for caller in callers:
+                say(caller.stdin, "GO")
+            per_op = [float(harness.expect(c, "DONE").split()[1]) for c in callers]
+            for caller in callers:
+                harness.stop(caller)
+            final = app.entity(Counter, "hot").get().count
+            app.close()
+            if final != 2 * count:
+                raise RuntimeError(f"the hot counter ended at {final}, not {2 * count}")
+            return {"uncontended_ms": alone, "contended_ms": max(per_op)}
+
+    return repeat(job, run)
+
+
+def entity_caller(config: dict[str, Any], count: int) -> None:
+    import stateshift as ss
+
+    app = ss.App(**config)
+    app.entity(Counter)
+    app.entity(Counter, "warm").add(1)
+    say(sys.stdout, "READY")
+    sys.stdin.readline()
+    say(sys.stdout, f"DONE {entity_ops(app, 'hot', count):.6f}")
+    app.close()
 
 
 # --- queue: one or two worker processes ------------------------------------------
@@ -365,6 +422,8 @@ def main() -> None:
             config["schema"] = args.schema
         if args.role == "_worker":
             worker(config, args.id)
+        elif args.role == "_entity":
+            entity_caller(config, args.count)
         else:
             crasher(config, args.count, args.phase)
         os._exit(0)
