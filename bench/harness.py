@@ -37,9 +37,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # Sizes of every workload; "quick" is a smoke run, "full" the published one.
 SCALES: dict[str, dict[str, int]] = {
     "quick": {
-        "repeats": 4,
-        "one_step": 40,
-        "ten_step": 12,
+        "repeats": 3,
+        "one_step": 30,
+        "ten_step": 8,
         "queue": 100,
         "timers_small": 100,
         "timers_large": 1_000,
