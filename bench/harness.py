@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -119,7 +119,7 @@ def repeat(job: Job, run: Callable[[int], dict[str, float]]) -> dict[str, Any]:
 
 
 def child_main(
-    side: str, workloads: dict[str, Callable[[Job], dict[str, Any]]]
+    side: str, workloads: Mapping[str, Callable[[Job], dict[str, Any]]]
 ) -> None:
     """Parse the runner's arguments, run one workload, print its JSON line."""
     parser = argparse.ArgumentParser(prog=f"python -m bench.{side}")
