@@ -221,9 +221,7 @@ class WorkflowConflict(WorkflowError):
 class WorkflowFailed(WorkflowError):
     """The workflow failed; ``error_type`` and ``error_message`` tell why."""
 
-    def __init__(
-        self, workflow_id: str, error_type: str, error_message: str
-    ) -> None:
+    def __init__(self, workflow_id: str, error_type: str, error_message: str) -> None:
         super().__init__(
             workflow_id,
             f"workflow {workflow_id!r} failed with {error_type}: {error_message}",

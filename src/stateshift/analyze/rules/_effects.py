@@ -13,6 +13,8 @@ import re
 
 from stateshift.analyze._context import ModuleContext
 from stateshift.analyze.rules._vocab import (
+    CONNECTION_OPENERS,
+    POOLED_CLIENTS,
     is_mail_receiver,
     is_payment_receiver,
     name_words,
@@ -161,9 +163,11 @@ def email_call(ctx: ModuleContext, call: ast.Call) -> str | None:
 
 
 def write_call(ctx: ModuleContext, call: ast.Call) -> str | None:
-    """The service a call writes to (its receiver's root), else ``None``.
+    """The service a call writes to, else ``None``.
 
-    HTTP writes name the host part of their URL when it is a constant.
+    Only receivers that name a service count (``inventory.reserve``,
+    ``self.payments.charge``, a module-level client), so that signals,
+    loggers and local values never do. HTTP writes name their URL.
     """
     parts = split_call(ctx, call)
     if parts is None:
@@ -171,7 +175,10 @@ def write_call(ctx: ModuleContext, call: ast.Call) -> str | None:
     receiver, method = parts
     if not receiver:
         return None
-    root = receiver.split(".", 1)[0]
+    names = receiver.split(".")
+    if names[0] in ("self", "cls") and len(names) > 1:
+        names = names[1:]
+    root = names[0]
     if root in _NEVER_EFFECTS or _own_receiver(ctx, call, receiver):
         return None
     if root in stateshift_names(ctx):
@@ -182,9 +189,63 @@ def write_call(ctx: ModuleContext, call: ast.Call) -> str | None:
     if full in _HTTP_WRITES:
         urls = string_args(call)
         return f"{receiver} {urls[0]}" if urls else None
-    if _WRITE_VERB.match(method):
+    if not _WRITE_VERB.match(method):
+        return None
+    if name_words(root) & _SERVICE_WORDS or root in _module_clients(ctx):
         return root
     return None
+
+
+_SERVICE_WORDS = {
+    "inventory",
+    "stock",
+    "warehouse",
+    "payments",
+    "payment",
+    "billing",
+    "stripe",
+    "psp",
+    "shipping",
+    "shipment",
+    "shipments",
+    "fulfillment",
+    "fulfilment",
+    "courier",
+    "carrier",
+    "crm",
+    "ledger",
+    "accounting",
+    "erp",
+    "api",
+    "client",
+    "service",
+    "gateway",
+    "db",
+    "database",
+    "bank",
+    "mailer",
+    "sms",
+    "s3",
+    "sqs",
+    "sns",
+    "dynamodb",
+    "table",
+    "bucket",
+    "producer",
+    "loyalty",
+    "tax",
+    "invoicing",
+}
+
+
+def _module_clients(ctx: ModuleContext) -> set[str]:
+    """Module-level names bound to a known client or connection."""
+    return {
+        name
+        for name, value in ctx.module_values.items()
+        if isinstance(value, ast.Call)
+        and (ctx.call_name(value) or "") in (POOLED_CLIENTS | CONNECTION_OPENERS)
+    }
 
 
 def stateshift_names(ctx: ModuleContext) -> set[str]:

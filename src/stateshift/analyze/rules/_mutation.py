@@ -59,6 +59,9 @@ _MUTATORS = frozenset(
 _QUEUE_MUTATORS = frozenset({"put", "put_nowait", "get", "get_nowait"})
 
 
+_IMPORT_TIME_METHODS = {"__init_subclass__", "__set_name__", "__class_getitem__"}
+
+
 @dataclass(frozen=True)
 class Mutation:
     """One place where a function changes a module-level value."""
@@ -70,6 +73,9 @@ class Mutation:
     node: ast.AST
     """The statement or call that changes it."""
     function: FunctionNode
+    memo: bool
+    """True when the function only fills in a value it looked up first
+    (``if key not in X: X[key] = compute(key)``): a cache."""
 
 
 def container_kind(ctx: ModuleContext, value: ast.expr) -> str | None:
@@ -109,7 +115,7 @@ def module_mutations(ctx: ModuleContext) -> Iterator[Mutation]:
             continue
         name, kind = found
         func = ctx.enclosing_function(node)
-        if func is None or ctx.in_import_time_function(node):
+        if func is None or _registration(ctx, node, func):
             continue
         if not ctx.refers_to_module_name(node, name):
             continue
@@ -117,7 +123,105 @@ def module_mutations(ctx: ModuleContext) -> Iterator[Mutation]:
         if key in seen:
             continue
         seen.add(key)
-        yield Mutation(name=name, kind=kind, node=node, function=func)
+        yield Mutation(
+            name=name,
+            kind=kind,
+            node=node,
+            function=func,
+            memo=_memoizes(func, name),
+        )
+
+
+def _registration(ctx: ModuleContext, node: ast.AST, func: FunctionNode) -> bool:
+    """True for changes made while the program sets itself up: in functions
+    run at import, class-creation hooks, ``register_*`` functions and
+    decorators (functions that hand back the function they were given)."""
+    if ctx.in_import_time_function(node) or func.name in _IMPORT_TIME_METHODS:
+        return True
+    for enclosing in ctx.enclosing_functions(node):
+        if enclosing.name.lstrip("_").startswith(("register", "unregister")):
+            return True
+        params = {a.arg for a in enclosing.args.args}
+        for child in ast.walk(enclosing):
+            if (
+                isinstance(child, ast.Return)
+                and isinstance(child.value, ast.Name)
+                and child.value.id in params
+            ):
+                return True
+    return False
+
+
+def _memoizes(func: FunctionNode, name: str) -> bool:
+    """True when ``func`` fills in a computed value it looked up first and
+    returns it: ``if key not in NAME: NAME[key] = compute(key)``, with
+    ``NAME.get(key)`` or ``try: NAME[key] except KeyError`` as the lookup."""
+    looked_up = False
+    for node in ast.walk(func):
+        if isinstance(node, ast.Compare) and any(
+            isinstance(op, (ast.In, ast.NotIn)) for op in node.ops
+        ):
+            looked_up = looked_up or any(_is_name(c, name) for c in node.comparators)
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "get"
+            and _is_name(node.func.value, name)
+        ):
+            looked_up = True
+        elif isinstance(node, ast.Try) and any(
+            _catches_key_error(h) for h in node.handlers
+        ):
+            looked_up = True
+    return looked_up and _returns_computed(func, name)
+
+
+def _returns_computed(func: FunctionNode, name: str) -> bool:
+    """True when ``func`` stores a computed value (a call's result) under a
+    key of ``name`` and returns ``NAME[key]`` or that value."""
+    computed: set[str] = set()
+    for node in ast.walk(func):
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(
+            node.value, ast.Call
+        ):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            computed.update(t.id for t in targets if isinstance(t, ast.Name))
+    stored: set[str] = set()
+    stores_computed = False
+    for node in ast.walk(func):
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Subscript) and _is_name(t.value, name)
+            for t in node.targets
+        ):
+            value = node.value
+            if isinstance(value, ast.Call) or (
+                isinstance(value, ast.Name) and value.id in computed
+            ):
+                stores_computed = True
+                if isinstance(value, ast.Name):
+                    stored.add(value.id)
+                # ``context = CACHE[key] = built`` returns what it stored.
+                stored.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    if not stores_computed:
+        return False
+    for node in ast.walk(func):
+        if isinstance(node, ast.Return) and node.value is not None:
+            value = node.value
+            if isinstance(value, ast.Subscript) and _is_name(value.value, name):
+                return True
+            if isinstance(value, ast.Name) and value.id in stored:
+                return True
+    return False
+
+
+def _is_name(node: ast.AST, name: str) -> bool:
+    return isinstance(node, ast.Name) and node.id == name
+
+
+def _catches_key_error(handler: ast.ExceptHandler) -> bool:
+    caught = handler.type
+    names = caught.elts if isinstance(caught, ast.Tuple) else [caught]
+    return any(isinstance(n, ast.Name) and n.id == "KeyError" for n in names)
 
 
 def _mutated_name(
@@ -160,9 +264,17 @@ def _global_rebinding(
         name = target.id
         if name.startswith("__") or not ctx.declared_global(func, name):
             continue
-        if isinstance(node, ast.AugAssign) or not _lazy_init(ctx, node, name):
-            return (name, kinds.get(name, "value"))
+        if isinstance(node, ast.AugAssign) or _uses_old_value(node, name):
+            if not _lazy_init(ctx, node, name):
+                return (name, kinds.get(name, "value"))
     return None
+
+
+def _uses_old_value(node: ast.Assign | ast.AnnAssign, name: str) -> bool:
+    """``X = X + 1``: a rebinding that carries state from call to call.
+    A plain ``X = value`` is set-up or configuration and is left alone."""
+    value = node.value
+    return value is not None and any(_is_name(n, name) for n in ast.walk(value))
 
 
 def _lazy_init(ctx: ModuleContext, node: ast.AST, name: str) -> bool:

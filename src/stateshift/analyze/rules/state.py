@@ -24,12 +24,31 @@ from stateshift.analyze.rules._vocab import (
 _CACHE_WORDS = {"cache", "cached", "memo", "memos", "memoized", "lru"}
 _SESSION_WORDS = {"session", "sessions"}
 _WAIT_WORDS = {"approval", "approvals", "pending", "waiting", "waiters"}
+_DATA_SOURCES = {
+    "db",
+    "database",
+    "conn",
+    "connection",
+    "cursor",
+    "cur",
+    "session",
+    "table",
+    "collection",
+    "client",
+    "engine",
+    "api",
+    "repo",
+    "redis",
+    "mongo",
+    "dynamodb",
+    "es",
+}
 _CONFIG_WORDS = {"config", "settings", "secret", "secrets", "credentials", "schema"}
 
 
-def _classify(name: str) -> str:
-    words = name_words(name)
-    if words & _CACHE_WORDS:
+def _classify(mutation: Mutation) -> str:
+    words = name_words(mutation.name)
+    if words & _CACHE_WORDS or mutation.memo:
         return "cache"
     if words & _SESSION_WORDS:
         return "session"
@@ -40,10 +59,12 @@ def does_io(ctx: ModuleContext, func: ast.AST) -> bool:
     """True when a function itself reads a database, an HTTP API or the clock."""
     for call in ctx.calls_in(func):
         name = ctx.call_name(call) or ""
-        if name in IO_CALLS or name in CLOCK_CALLS or name == "open":
+        if name in IO_CALLS or name in CLOCK_CALLS:
             return True
         if isinstance(call.func, ast.Attribute) and call.func.attr in IO_METHODS:
-            return True
+            receiver = ctx.qualname(call.func.value) or ""
+            if name_words(receiver) & _DATA_SOURCES:
+                return True
     return False
 
 
@@ -77,7 +98,7 @@ class ModuleStateMutated(Rule):
 
     def check(self, ctx: ModuleContext) -> Iterator[Hit]:
         for mutation in module_mutations(ctx):
-            if _classify(mutation.name) != "state":
+            if _classify(mutation) != "state":
                 continue
             yield Hit(mutation.node, _state_message(mutation))
 
@@ -135,7 +156,7 @@ class InProcessCache(Rule):
                     "a database, an API or the clock in this instance only",
                 )
         for mutation in module_mutations(ctx):
-            if _classify(mutation.name) != "cache":
+            if _classify(mutation) != "cache":
                 continue
             if does_io(ctx, mutation.function):
                 yield Hit(
@@ -190,7 +211,7 @@ class InMemorySession(Rule):
 
     def check(self, ctx: ModuleContext) -> Iterator[Hit]:
         for mutation in module_mutations(ctx):
-            if _classify(mutation.name) == "session":
+            if _classify(mutation) == "session":
                 yield Hit(
                     mutation.node,
                     f"sessions kept in module-level `{mutation.name}`, changed "
