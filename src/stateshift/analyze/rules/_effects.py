@@ -79,7 +79,7 @@ _WRITE_VERB = re.compile(
     r"^_?(charge|capture|refund|pay|send|email|mail|notify|publish|create|insert|"
     r"update|upsert|save|put|post|patch|write|execute|ship|reserve|allocate|book|"
     r"decrement|increment|debit|credit|transfer|fulfil|fulfill|cancel|delete|"
-    r"remove|enqueue|submit|place|register)"
+    r"remove|enqueue|submit|place|register|set_|mark_)"
 )
 _NEVER_EFFECTS = {
     "logging",
@@ -113,6 +113,7 @@ def payment_call(ctx: ModuleContext, call: ast.Call) -> str | None:
     full = f"{receiver}.{method}" if receiver else method
     last = full.rsplit(".", 1)[-1]
     prefix = full.rsplit(".", 1)[0] if "." in full else ""
+    shown = _shown(call, full)
     if receiver.split(".", 1)[0] in ("self", "cls"):
         return None
     if name_words(prefix) & _NOT_A_SERVICE:
@@ -120,17 +121,17 @@ def payment_call(ctx: ModuleContext, call: ast.Call) -> str | None:
     if not receiver and method in ctx.defined_functions:
         return None  # a function of this module: its own body is checked
 
-    if full in _HTTP_WRITES or last == "post":
+    if full in _HTTP_WRITES or (last == "post" and _http_client(ctx, prefix)):
         urls = string_args(call)
         if urls and any(_PAYMENT_URL.search(u) for u in urls):
-            return f"`{full}(...)` to a payments API"
+            return f"`{shown}(...)` to a payments API"
         return None
     if last in _STRONG_PAYMENT_VERBS:
         if is_payment_receiver(prefix) or _mentions_money(call):
-            return f"`{full}(...)`"
+            return f"`{shown}(...)`"
         return None
     if last in _WEAK_PAYMENT_VERBS and prefix and is_payment_receiver(prefix):
-        return f"`{full}(...)`"
+        return f"`{shown}(...)`"
     return None
 
 
@@ -143,6 +144,7 @@ def email_call(ctx: ModuleContext, call: ast.Call) -> str | None:
     full = f"{receiver}.{method}" if receiver else method
     last = full.rsplit(".", 1)[-1]
     prefix = full.rsplit(".", 1)[0] if "." in full else ""
+    shown = _shown(call, full)
     if receiver.split(".", 1)[0] in ("self", "cls"):
         return None
     if not receiver and method in ctx.defined_functions:
@@ -151,15 +153,25 @@ def email_call(ctx: ModuleContext, call: ast.Call) -> str | None:
     if full in _HTTP_WRITES:
         urls = string_args(call)
         if urls and any(_MAIL_URL.search(u) for u in urls):
-            return f"`{full}(...)` to a mail API"
+            return f"`{shown}(...)` to a mail API"
         return None
     if last in _MAIL_FUNCTIONS:
-        return f"`{full}(...)`"
+        return f"`{shown}(...)`"
     if last in _MAIL_METHODS and (
         is_mail_receiver(prefix) or _bound_to_smtp(ctx, call, receiver)
     ):
-        return f"`{full}(...)`"
+        return f"`{shown}(...)`"
     return None
+
+
+def _shown(call: ast.Call, resolved: str) -> str:
+    """The call's name as written in the code, else the resolved one."""
+    if isinstance(call.func, ast.Name):
+        return call.func.id
+    local = _local_receiver(call)
+    if local is not None and isinstance(call.func, ast.Attribute):
+        return f"{local}.{call.func.attr}"
+    return resolved
 
 
 def write_call(ctx: ModuleContext, call: ast.Call) -> str | None:
@@ -175,7 +187,8 @@ def write_call(ctx: ModuleContext, call: ast.Call) -> str | None:
     receiver, method = parts
     if not receiver:
         return None
-    names = receiver.split(".")
+    local = _local_receiver(call)
+    names = (local or receiver).split(".")
     if names[0] in ("self", "cls") and len(names) > 1:
         names = names[1:]
     root = names[0]
@@ -236,6 +249,26 @@ _SERVICE_WORDS = {
     "tax",
     "invoicing",
 }
+
+
+def _local_receiver(call: ast.Call) -> str | None:
+    """The receiver as written (``payments`` even when it was imported from
+    ``shop.clients``), so that services keep the names the code uses."""
+    node = call.func.value if isinstance(call.func, ast.Attribute) else None
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    return ".".join([node.id, *reversed(parts)])
+
+
+def _http_client(ctx: ModuleContext, receiver: str) -> bool:
+    """True for ``requests``, ``httpx`` and objects named like HTTP sessions."""
+    if receiver.split(".", 1)[0] in ("requests", "httpx", "aiohttp"):
+        return True
+    return bool(name_words(receiver) & {"http", "session", "client"})
 
 
 def _module_clients(ctx: ModuleContext) -> set[str]:

@@ -235,6 +235,10 @@ def _head(ctx: ModuleContext, node: ast.AST) -> ast.AST:
             root = node.value
             while isinstance(root, ast.Attribute):
                 root = root.value
+            if node.attr.isupper() and isinstance(root, ast.Name):
+                if root.id in ctx.imports or root.id in ctx.module_values:
+                    # ``settings.ORDER_LOG``: a configured, fixed location.
+                    return ast.Constant(value=node.attr)
             node = root
         else:
             return node

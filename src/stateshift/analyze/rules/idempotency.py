@@ -47,7 +47,8 @@ def _deduplicates(ctx: ModuleContext, func: FunctionNode) -> bool:
 
 
 def _first_effect(ctx: ModuleContext, func: FunctionNode) -> str | None:
-    for call in ctx.calls_in(func):
+    calls = sorted(ctx.calls_in(func), key=lambda c: (c.lineno, c.col_offset))
+    for call in calls:
         found = payment_call(ctx, call) or email_call(ctx, call)
         if found is not None:
             return found

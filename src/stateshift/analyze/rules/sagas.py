@@ -78,7 +78,7 @@ def _services_written(ctx: ModuleContext, func: FunctionNode) -> list[str]:
         service = write_call(ctx, call)
         if service is None and payment_call(ctx, call) is not None:
             parts = split_call(ctx, call)
-            service = parts[0].split(".", 1)[0] if parts and parts[0] else None
+            service = parts[0] if parts and parts[0] else None
         if service is not None and service not in services:
             services.append(service)
     return services

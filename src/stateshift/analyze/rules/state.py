@@ -7,6 +7,7 @@ at will; anything kept in a module global is per instance and temporary.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 
 from stateshift.analyze._context import FunctionNode, ModuleContext
@@ -43,6 +44,7 @@ _DATA_SOURCES = {
     "dynamodb",
     "es",
 }
+_READ_VERB = re.compile(r"^(find|get|fetch|load|query|select|read|lookup|search|list)_")
 _CONFIG_WORDS = {"config", "settings", "secret", "secrets", "credentials", "schema"}
 
 
@@ -62,6 +64,10 @@ def does_io(ctx: ModuleContext, func: ast.AST) -> bool:
         if name in IO_CALLS or name in CLOCK_CALLS:
             return True
         if isinstance(call.func, ast.Attribute) and call.func.attr in IO_METHODS:
+            receiver = ctx.qualname(call.func.value) or ""
+            if name_words(receiver) & _DATA_SOURCES:
+                return True
+        if isinstance(call.func, ast.Attribute) and _READ_VERB.match(call.func.attr):
             receiver = ctx.qualname(call.func.value) or ""
             if name_words(receiver) & _DATA_SOURCES:
                 return True
