@@ -27,8 +27,9 @@ class ServiceClient:
 
 class PaymentsClient(ServiceClient):
     def charge(self, card_token, cents, currency="EUR"):
-        answer = self._post("/v1/charges", {"card": card_token, "amount": cents,
-                                            "currency": currency})
+        answer = self._post(
+            "/v1/charges", {"card": card_token, "amount": cents, "currency": currency}
+        )
         return answer["charge_id"]
 
     def refund(self, charge_id):

@@ -17,7 +17,8 @@ conn.executescript(
         cents INTEGER NOT NULL, card_token TEXT NOT NULL, address TEXT NOT NULL,
         status TEXT NOT NULL, charge_id TEXT
     );
-    INSERT OR IGNORE INTO products VALUES ('mug', 'Mug', 1200), ('tee', 'T-shirt', 2500);
+    INSERT OR IGNORE INTO products VALUES
+        ('mug', 'Mug', 1200), ('tee', 'T-shirt', 2500);
     """
 )
 

@@ -66,5 +66,6 @@ def cancel_if_unpaid(order_id):
 
 def log_order(order_id, status):
     with open(settings.ORDER_LOG, "a") as log_file:
-        log_file.write(json.dumps({"order": order_id, "status": status,
-                                   "at": time.time()}) + "\n")
+        log_file.write(
+            json.dumps({"order": order_id, "status": status, "at": time.time()}) + "\n"
+        )

@@ -204,14 +204,17 @@ class InMemorySession(Rule):
             "lose what the session held."
         ),
         fix=(
-            "Use stateshift's session middleware, which keeps sessions in the "
-            'store, or keep them in `app.state("sessions")` keyed by a signed '
-            "cookie's session id."
+            "Keep sessions in the store with stateshift's session middleware: "
+            "the cookie carries only a signed id, the contents live in "
+            '`app.state("sessions")` (Flask: `StateSessionInterface`).'
         ),
         example=(
-            'sessions = app.state("sessions")   # shared by every instance\n\n'
-            "def login(session_id: str, user_id: str) -> None:\n"
-            '    sessions.put(session_id, {"user_id": user_id})'
+            "from stateshift.state.sessions import (\n"
+            "    SessionStore, WSGISessionMiddleware)\n\n"
+            'sessions = SessionStore(app.state("sessions"), secret=SECRET, ttl=3600)\n'
+            "flask_app.wsgi_app = WSGISessionMiddleware(flask_app.wsgi_app, "
+            "store=sessions)\n"
+            '# in a view: request.environ["stateshift.session"]["user_id"] = user_id'
         ),
     )
 
