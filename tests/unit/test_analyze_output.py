@@ -96,3 +96,31 @@ def test_sarif_schema_rejects_a_broken_log() -> None:
 def test_unknown_format_is_refused(report: Report) -> None:
     with pytest.raises(ValueError, match="unknown format"):
         render(report, "xml")
+
+
+def test_importing_the_analyzer_loads_only_the_standard_library() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, stateshift.analyze, stateshift.cli.analyze\n"
+        "names = {m.split('.')[0] for m in sys.modules}\n"
+        "print('\\n'.join(sorted(names - set(sys.stdlib_module_names))))\n"
+    )
+    src = Path(__file__).resolve().parents[2] / "src"
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PYTHONPATH": str(src)},
+        check=True,
+    )
+    assert set(result.stdout.split()) <= {"stateshift", "__main__"}
+
+
+def test_docs_describe_every_rule() -> None:
+    docs = Path(__file__).resolve().parents[2] / "docs" / "analyzer.md"
+    text = docs.read_text(encoding="utf-8")
+    for rule in all_rules():
+        assert f"### {rule.rule_id} " in text, rule.rule_id
