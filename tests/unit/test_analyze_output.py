@@ -103,8 +103,10 @@ def test_importing_the_analyzer_loads_only_the_standard_library() -> None:
     import sys
 
     code = (
-        "import sys, stateshift.analyze, stateshift.cli.analyze\n"
-        "names = {m.split('.')[0] for m in sys.modules}\n"
+        "import sys\n"
+        "before = set(sys.modules)\n"
+        "import stateshift.analyze, stateshift.cli.analyze\n"
+        "names = {m.split('.')[0] for m in set(sys.modules) - before}\n"
         "print('\\n'.join(sorted(names - set(sys.stdlib_module_names))))\n"
     )
     src = Path(__file__).resolve().parents[2] / "src"
