@@ -7,6 +7,7 @@ only when the feature that needs them is used.
 
 from __future__ import annotations
 
+from stateshift.app import App
 from stateshift.errors import (
     CodecError,
     ConfigError,
@@ -38,25 +39,47 @@ from stateshift.errors import (
     WorkflowNotFound,
     WorkflowTimeout,
 )
+from stateshift.state import (
+    BlobStore,
+    CacheStats,
+    DatabaseBlobStore,
+    EntityRef,
+    Item,
+    LocalDirectoryBlobStore,
+    Namespace,
+    Page,
+    RedisCache,
+    Transaction,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "App",
+    "BlobStore",
+    "CacheStats",
     "CodecError",
     "ConfigError",
     "ConflictError",
     "DataErased",
+    "DatabaseBlobStore",
     "DeserializationError",
     "EncryptionError",
+    "EntityRef",
     "EventTimeout",
     "IdempotencyError",
     "IdempotencyInProgress",
     "IdempotencyKeyMismatch",
     "InvalidKey",
+    "Item",
     "LeaseLost",
+    "LocalDirectoryBlobStore",
+    "Namespace",
     "NonDeterminismError",
+    "Page",
     "PayloadTooLarge",
     "QueueError",
+    "RedisCache",
     "ResidencyViolation",
     "SchemaError",
     "StateshiftError",
@@ -64,6 +87,7 @@ __all__ = [
     "StoreError",
     "StoreIntegrityError",
     "StoreUnavailable",
+    "Transaction",
     "UnsupportedType",
     "WorkflowCancelled",
     "WorkflowConflict",
