@@ -87,6 +87,10 @@ class Namespace(Generic[T]):
     def __repr__(self) -> str:
         return f"<stateshift.Namespace {self.name!r}>"
 
+    def now(self) -> float:
+        """The clock expiry is measured on (the app's), in epoch seconds."""
+        return self._app._state_now()
+
     # --- reads ------------------------------------------------------------
 
     def get(self, key: str) -> Item[T] | None:
