@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-DEFAULT_UPDATE_ATTEMPTS = 30
+DEFAULT_UPDATE_ATTEMPTS = 50
 MAX_SCAN_LIMIT = 10_000
 
 
@@ -391,6 +391,6 @@ def _check_version(expected_version: int | None) -> int | None:
 
 
 def backoff(attempt: int) -> None:
-    """Sleep before retrying a conflict: full jitter, growing to 50 ms."""
-    ceiling = min(0.05, 0.001 * (2**attempt))
+    """Sleep before retrying a conflict: full jitter, growing to 100 ms."""
+    ceiling = min(0.1, 0.001 * (2**attempt))
     time.sleep(random.uniform(0, ceiling))
