@@ -20,7 +20,6 @@ CREATE TABLE {p}placement_audit (
     home_region TEXT NOT NULL,
     target_region TEXT NOT NULL
 );
-CREATE INDEX {p}placement_audit_at ON {p}placement_audit (at);
 CREATE TABLE {p}placement_forward (
     partition_key TEXT PRIMARY KEY,
     kind TEXT NOT NULL,
