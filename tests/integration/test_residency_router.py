@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_placement_support import count_rows, placement, shard_urls
 
 from stateshift.errors import ResidencyViolation
 from stateshift.placement import Placement
 from stateshift.placement.checker import check_residency
 from stateshift.placement.probe import probe_get, probe_put
-from test_placement_support import count_rows, placement, shard_urls
 
 # The oracle: where each tag may be stored and processed, written out flat.
 STORE = {"EU": {"eu"}, "US": {"us"}, "GLOBAL": {"eu", "us"}, None: {"eu", "us"}}
@@ -95,7 +95,11 @@ def test_random_triples_match_the_policy_oracle(
             assert rows_after == rows_before
             assert count_rows(worker, "placement_audit") == audits_before + 1
             audit = worker.audit_log.records()[-1]
-            assert (audit.key, audit.region, audit.operation) == (key, region, operation)
+            assert (audit.key, audit.region, audit.operation) == (
+                key,
+                region,
+                operation,
+            )
         else:
             assert count_rows(worker, "placement_audit") == audits_before
             assert routed.region == expected

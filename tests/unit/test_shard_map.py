@@ -39,7 +39,7 @@ def test_removing_a_shard_moves_only_its_own_keys(
     }
 
 
-@settings(max_examples=25)
+@settings(max_examples=25, deadline=None)
 @given(st.integers(min_value=1, max_value=15))
 def test_about_one_in_n_plus_one_keys_move_when_a_shard_is_added(
     count: int,
