@@ -7,7 +7,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, cast
 
-from stateshift.placement.erasure import ForgetReport, SubjectKeys, data_subject
+from stateshift.codec import Codec, Keyring
+from stateshift.placement.erasure import (
+    ForgetReport,
+    SubjectKeyring,
+    SubjectKeys,
+    data_subject,
+)
 from stateshift.placement.policy import ResidencyPolicy
 from stateshift.placement.router import Placement, RegionsConfig
 from stateshift.placement.shards import shard_ids_for
@@ -38,12 +44,23 @@ class PlacementMixin:
             if local is not None and local in regions:
                 store = next(iter(shard_ids_for(regions[local]).values()))
         super().__init__(store, **settings)  # type: ignore[call-arg]
+        # Values written inside ``app.data_subject(...)`` are sealed with the
+        # subject's key; every other value goes to the app's keyring as before.
+        codec: Codec = cast(Any, self).codec
+        subject_keyring = SubjectKeyring(
+            lambda: self.subject_keys, fallback=codec.keyring
+        )
+        cast(Any, self).codec = Codec(
+            codec.max_value_bytes,
+            cast(Keyring, subject_keyring),
+            allow_plaintext=codec.allow_plaintext,
+        )
         self._regions_config = regions
         self._region = region
         self._residency_policy = residency_policy
         self._placement: Placement | None = None
         self._subject_keys: SubjectKeys | None = None
-        self._placement_lock = threading.Lock()
+        self._placement_lock = threading.RLock()
 
     @property
     def placement(self) -> Placement:

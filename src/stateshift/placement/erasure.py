@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -271,16 +271,25 @@ class SubjectKeyring:
 
     def __init__(
         self,
-        keys: SubjectKeys,
+        keys: SubjectKeys | Callable[[], SubjectKeys],
         *,
         subject: str | None = None,
         fallback: _Keyring | None = None,
     ) -> None:
         if subject is not None:
             _check_subject(subject)
-        self._keys = keys
+        self._keys_or_factory = keys
         self._subject = subject
         self._fallback = fallback
+
+    @property
+    def _keys(self) -> SubjectKeys:
+        # Built on first use, so an app that never names a data subject
+        # needs neither the 'cryptography' package nor the subject tables.
+        keys = self._keys_or_factory
+        if not isinstance(keys, SubjectKeys):
+            keys = self._keys_or_factory = keys()
+        return keys
 
     def encrypt(
         self, plaintext: bytes, aad: bytes = b"", *, key_id: str | None = None
