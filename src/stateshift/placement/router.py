@@ -366,14 +366,20 @@ def _next_hop(
     )
     own = next((r for r in rows if r[0] == partition_key), None)
     marker = next((r for r in rows if r[0] == _MAP_MARKER), None)
+    # The marker also tells the URLs of shards a process was not configured
+    # with; it stays on every old shard until the rebalance is finished.
+    urls: dict[str, str] | None = (
+        json.loads(str(marker[2])) if marker is not None else None
+    )
     if own is not None:
         kind, target = str(own[1]), str(own[2])
         if kind == "moved":
-            return None if via == "moved" else (target, "moved", None)
+            return None if via == "moved" else (target, "moved", urls)
         if kind == "incoming":
-            return None if via in ("moved", "incoming") else (target, "incoming", None)
-    if marker is not None and via is None:
-        urls: dict[str, str] = json.loads(str(marker[2]))
+            if via in ("moved", "incoming"):
+                return None
+            return target, "incoming", urls
+    if urls is not None and via is None:
         target = ShardMap("rebalance", tuple(urls)).shard_for(partition_key)
         if target != shard_id:
             return target, "map", urls
