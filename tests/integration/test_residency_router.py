@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_placement_support import count_rows, placement, shard_urls
+from test_placement_support import POLICY, count_rows, placement, shard_urls
 
 from stateshift.errors import ResidencyViolation
 from stateshift.placement import Placement
@@ -176,3 +176,33 @@ def test_the_checker_finds_a_row_smuggled_into_the_wrong_region(
     assert [(f.region, f.table, f.row_key, f.tag) for f in report.findings] == [
         ("us", "placement_probe", "smuggled/i", "EU")
     ]
+
+
+def test_a_workflow_start_is_checked_before_its_row_is_written(
+    backend: str, tmp_path: Path
+) -> None:
+    from stateshift.app import App
+
+    with shard_urls(backend, tmp_path, {"eu": 1, "us": 1}) as urls:
+        us = App(regions=urls, region="us", residency_policy=POLICY)
+        try:
+
+            @us.workflow()
+            def greet(name: str) -> str:
+                return f"hello {name}"
+
+            with pytest.raises(ResidencyViolation):
+                us.start(greet, "ana", workflow_id="wf-eu", residency="EU")
+            with pytest.raises(ResidencyViolation):
+                us.run(greet, "ana", workflow_id="wf-acme", tenant="acme")
+            assert count_rows(us.placement, "workflows") == 0
+            assert [r.key for r in us.placement.audit_log.records()] == [
+                "wf-eu",
+                "wf-acme",
+            ]
+            assert us.placement.audit_log.records()[0].home_region == "eu"
+
+            handle = us.run(greet, "bo", workflow_id="wf-us", residency="US")
+            assert handle.result() == "hello bo"
+        finally:
+            us.close()

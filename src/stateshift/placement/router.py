@@ -219,9 +219,10 @@ class Placement:
         """
         tag = self.policy.resolve(residency, tenant)
         try:
-            home = self.home_region(tag) if target_region is None else target_region
+            natural: str | None = self.home_region(tag)
         except ConfigError:
-            home = None
+            natural = None
+        home = natural if target_region is None else target_region
         if target_region is not None and target_region not in self.maps:
             raise ConfigError("region", f"no region {target_region!r} is configured")
 
@@ -232,7 +233,7 @@ class Placement:
                     region=self.region,
                     operation=f"forged-region:{operation}",
                     key=partition_key,
-                    home_region=self._audit_region(tag, home),
+                    home_region=self._audit_region(tag, natural),
                     target_region=region,
                 )
             )
@@ -244,7 +245,7 @@ class Placement:
             operation,
             partition_key,
             target_region=home,
-            home_region=self._audit_region(tag, home),
+            home_region=self._audit_region(tag, natural),
             audit=self.audit,
         )
         assert home is not None
