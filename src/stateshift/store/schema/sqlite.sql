@@ -68,6 +68,23 @@ CREATE UNIQUE INDEX {prefix}workflow_events_id ON {p}workflow_events
     (workflow_id, event_id) WHERE event_id IS NOT NULL;
 CREATE INDEX {prefix}workflow_events_queue ON {p}workflow_events
     (workflow_id, name, position) WHERE consumed_seq IS NULL;
+-- State (0003): versioned items and the blobs of large values.
+CREATE TABLE {p}state_items (
+    namespace TEXT NOT NULL,
+    key TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    value BLOB,
+    blob_ref TEXT,
+    expires_at DOUBLE PRECISION,
+    updated_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (namespace, key),
+    UNIQUE (expires_at, namespace, key)
+);
+CREATE TABLE {p}state_blobs (
+    blob_ref TEXT PRIMARY KEY,
+    data BLOB NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL
+);
 -- Placement: residency audit log, forwarding pointers for keys that moved
 -- shard, rebalance progress, per-subject data keys, and a probe table.
 CREATE TABLE {p}placement_audit (
