@@ -1,0 +1,216 @@
+"""The scale-out backend: PostgreSQL through psycopg 3 and a small pool.
+
+Works behind PgBouncer in transaction pooling mode: no prepared statements
+(``prepare_threshold=None``), no ``SET search_path`` (every table name is
+qualified with the schema), no session advisory locks and no LISTEN. Times
+that must agree across machines (leases) come from the database clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from stateshift.config import Settings
+from stateshift.errors import (
+    ConfigError,
+    StoreError,
+    StoreIntegrityError,
+    StoreUnavailable,
+)
+from stateshift.store.base import Params, Row, Store, Tx
+
+if TYPE_CHECKING:
+    import psycopg
+
+logger = logging.getLogger(__name__)
+
+PasswordProvider = Callable[[], str]
+
+# A pooled connection idle longer than this is pinged before use.
+IDLE_CHECK_SECONDS = 5.0
+
+
+def _import_driver() -> Any:
+    try:
+        import psycopg
+        import psycopg_pool
+    except ModuleNotFoundError as exc:
+        raise ConfigError(
+            "store",
+            "a PostgreSQL store needs the psycopg driver: "
+            "pip install 'stateshift[postgres]'",
+        ) from exc
+    return psycopg, psycopg_pool
+
+
+def redact(url: str) -> str:
+    """The URL without its password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class PostgresTx(Tx):
+    """A transaction on one pooled connection."""
+
+    dialect = "postgresql"
+
+    def __init__(self, store: PostgresStore, connection: psycopg.Connection[Any]):
+        self._store = store
+        self._cursor = connection.cursor()
+
+    def execute(self, sql: str, params: Params = ()) -> int:
+        with _translated_errors():
+            self._cursor.execute(self._store.sql(sql), params)
+            return int(self._cursor.rowcount)
+
+    def executemany(self, sql: str, rows: Sequence[Params]) -> None:
+        with _translated_errors():
+            self._cursor.executemany(self._store.sql(sql), rows)
+
+    def fetchone(self, sql: str, params: Params = ()) -> Row | None:
+        with _translated_errors():
+            self._cursor.execute(self._store.sql(sql), params)
+            row: Row | None = self._cursor.fetchone()
+            return row
+
+    def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
+        with _translated_errors():
+            self._cursor.execute(self._store.sql(sql), params)
+            rows: list[Row] = self._cursor.fetchall()
+            return rows
+
+
+class PostgresStore(Store):
+    """Store in one PostgreSQL schema."""
+
+    dialect = "postgresql"
+
+    def __init__(
+        self, settings: Settings, *, password_provider: PasswordProvider | None = None
+    ) -> None:
+        super().__init__(settings)
+        psycopg, psycopg_pool = _import_driver()
+        self._psycopg = psycopg
+        self.url = settings.store.replace("postgres://", "postgresql://", 1)
+        provider = password_provider
+
+        class _Connection(psycopg.Connection):  # type: ignore[misc, name-defined]
+            @classmethod
+            def connect(cls, conninfo: str = "", **kwargs: Any) -> Any:
+                # Short-lived credentials (IAM tokens) are fetched per connection.
+                if provider is not None:
+                    kwargs["password"] = provider()
+                return super().connect(conninfo, **kwargs)
+
+        self._pool = psycopg_pool.ConnectionPool(
+            self.url,
+            min_size=0,
+            max_size=settings.pool_size,
+            timeout=settings.connect_timeout_seconds,
+            connection_class=_Connection,
+            kwargs={
+                "autocommit": True,
+                "prepare_threshold": None,
+                "connect_timeout": max(1, int(settings.connect_timeout_seconds)),
+            },
+            check=self._check_connection,
+            open=False,
+            name="stateshift",
+        )
+        self._opened = False
+
+    def _check_connection(self, connection: psycopg.Connection[Any]) -> None:
+        # A pooled connection may have died while a serverless instance was
+        # frozen. Pinging costs a round trip, so only connections that sat
+        # idle for a while are checked: a busy worker pays nothing.
+        last_used = getattr(connection, "_stateshift_last_used", 0.0)
+        if time.monotonic() - last_used > IDLE_CHECK_SECONDS:
+            self._pool.check_connection(connection)
+
+    def _open(self) -> None:
+        if not self._opened:
+            self._pool.open(wait=False)
+            self._opened = True
+
+    @contextmanager
+    def _begin(self, *, write: bool) -> Iterator[Tx]:
+        self._open()
+        with _translated_errors():
+            with self._pool.connection() as connection:
+                # BEGIN READ ONLY in one round trip, where a transaction block
+                # followed by SET TRANSACTION would cost two.
+                connection.execute("BEGIN" if write else "BEGIN READ ONLY")
+                try:
+                    yield PostgresTx(self, connection)
+                except BaseException:
+                    _rollback_quietly(connection)
+                    raise
+                connection.execute("COMMIT")
+                connection._stateshift_last_used = time.monotonic()
+
+    def _placeholders(self, text: str) -> str:
+        return text.replace("%", "%%").replace("?", "%s")
+
+    def table_prefix_sql(self) -> str:
+        return f'"{self.settings.schema}".{self.settings.table_prefix}'
+
+    def now_sql(self) -> str:
+        return "extract(epoch from clock_timestamp())::float8"
+
+    def list_tables(self, tx: Tx) -> list[str]:
+        prefix = self.settings.table_prefix
+        rows = tx.fetchall(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = ? ORDER BY table_name",
+            (self.settings.schema,),
+        )
+        return [str(r[0])[len(prefix) :] for r in rows if str(r[0]).startswith(prefix)]
+
+    def describe(self) -> str:
+        return f"postgresql {redact(self.url)} schema {self.settings.schema}"
+
+    def close(self) -> None:
+        if self._opened:
+            self._pool.close()
+            self._opened = False
+
+
+def _rollback_quietly(connection: psycopg.Connection[Any]) -> None:
+    # The original error is what the caller needs; a failed rollback on a
+    # broken connection only means the pool will discard it.
+    try:
+        connection.execute("ROLLBACK")
+    except Exception:
+        logger.debug("rollback failed", exc_info=True)
+
+
+@contextmanager
+def _translated_errors() -> Iterator[None]:
+    """Translate psycopg errors into stateshift's, in this one place."""
+    import psycopg
+    from psycopg import errors as pg_errors
+
+    try:
+        yield
+    except (pg_errors.SerializationFailure, pg_errors.DeadlockDetected) as exc:
+        raise StoreUnavailable(f"PostgreSQL asked to retry: {exc}") from exc
+    except psycopg.IntegrityError as exc:
+        raise StoreIntegrityError(f"constraint violated: {exc}") from exc
+    except psycopg.OperationalError as exc:
+        raise StoreUnavailable(f"PostgreSQL is unreachable: {exc}") from exc
+    except psycopg.Error as exc:
+        raise StoreError(f"PostgreSQL error: {exc}") from exc
+    except Exception as exc:
+        if type(exc).__module__.startswith("psycopg_pool"):
+            raise StoreUnavailable(
+                f"no PostgreSQL connection available: {exc}"
+            ) from exc
+        raise
