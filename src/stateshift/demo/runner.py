@@ -328,10 +328,20 @@ def _decide(run: _Run, decision: Decision) -> tuple[int, int]:
 def _poll(run: _Run) -> None:
     with run.world.app.store.read() as tx:
         rows = tx.fetchall(
-            "SELECT workflow_id, status, wait_event FROM {p}workflows WHERE name = ?",
+            "SELECT workflow_id, status, wait_event, due_at FROM {p}workflows"
+            " WHERE name = ?",
             (WORKFLOW_NAME,),
         )
-    run.statuses = {str(r[0]): (str(r[1]), r[2]) for r in rows}
+    # A wait whose deadline has passed is work not yet done: its timeout is
+    # due and some worker will take it up.
+    now = run.world.clock()
+    run.statuses = {
+        str(r[0]): (
+            str(r[1]),
+            r[2] if r[3] is None or float(r[3]) > now else "(due)",
+        )
+        for r in rows
+    }
     by_id = {o.order_id: o for o in run.plan.orders}
     for workflow_id, (status, wait_event) in run.statuses.items():
         if status != "waiting" or wait_event != "approval":
@@ -367,12 +377,18 @@ class _Progress:
         self.total = total
         self.phase = ""
         self.drawn_at = 0.0
+        self.started = time.monotonic()
 
     def draw(self, run: _Run) -> None:
         if run.phase != self.phase:
             self.phase = run.phase
             if not self.enabled:
-                print(f"stateshift demo: {run.phase}", file=self.stream, flush=True)
+                elapsed = time.monotonic() - self.started
+                print(
+                    f"stateshift demo: {elapsed:5.1f} s  {run.phase}",
+                    file=self.stream,
+                    flush=True,
+                )
         if not self.enabled or time.monotonic() - self.drawn_at < 0.1:
             return
         self.drawn_at = time.monotonic()
