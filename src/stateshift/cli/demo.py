@@ -34,6 +34,11 @@ def register(subparsers: Any) -> None:
         "temporary SQLite file",
     )
     parser.add_argument(
+        "--eu-store",
+        help="with --store: a second PostgreSQL database for the EU region, so "
+        "that residency is exercised",
+    )
+    parser.add_argument(
         "--workers", type=int, default=defaults.workers, help="worker processes"
     )
     parser.add_argument(
@@ -76,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         orders=args.orders,
         seed=args.seed,
         store=args.store,
+        eu_store=args.eu_store,
         workers=args.workers,
         kill_rate=args.kill_rate,
         keep=args.keep,
@@ -84,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.verbose:
         # Steps failing on purpose (a flaky provider, sold-out stock) are the
         # demo's story; the report tells it, the log need not.
-        logging.getLogger("stateshift.workflows").setLevel(logging.ERROR)
+        for name in ("stateshift.workflows", "stateshift.placement.audit"):
+            logging.getLogger(name).setLevel(logging.ERROR)
     report = run_demo(options)
     if args.json:
         print(json.dumps(report.to_json(), indent=2, sort_keys=True))

@@ -41,6 +41,9 @@ class Report:
     double_credits: int
     late_approvals_sent: int
     late_approvals_refused: int
+    residency_refused: int
+    residency_audited: int
+    misplaced_rows: int
     kills: int
     recoveries: int
     simulated_hours: float
@@ -60,6 +63,15 @@ class Report:
         data = asdict(self)
         data["ok"] = self.ok
         return data
+
+    def _residency_line(self) -> str:
+        if self.features["residency"] != "on":
+            return "  residency violations refused " + self.features["residency"]
+        return (
+            f"  residency violations refused {self.residency_refused}  (EU checkouts "
+            f"sent to the US deployment; {self.residency_audited} audited); EU/US "
+            f"data outside its region's store: {self.misplaced_rows} (must be 0)"
+        )
 
     def render(self) -> str:
         """The report as text for a terminal."""
@@ -88,7 +100,7 @@ class Report:
             f"{self.late_approvals_sent}",
             f"  worker processes killed      {self.kills}  (SIGKILL mid-invocation; "
             f"{self.recoveries} workflow takeovers)",
-            f"  residency violations refused {self.features['residency']}",
+            self._residency_line(),
             "",
             "  store: " + self.store,
             "  sagas: " + self.features["saga"],
@@ -104,22 +116,24 @@ class Report:
 
 
 def build_report(
-    world: World,
+    worlds: dict[str | None, World],
     plan: Plan,
     *,
-    backend: str,
     kills: int,
+    residency_refused: int,
+    residency_accepted: list[str],
     late_approvals_sent: int,
     late_approvals_refused: int,
     simulated_hours: float,
     elapsed_seconds: float,
     store: str,
 ) -> Report:
-    """Check every invariant on the store after a run."""
-    app = world.app
+    """Check every invariant on the stores after a run."""
     violations: list[str] = []
-    outcomes, lost, recoveries = _outcomes(app, plan, violations)
-    charges, refunds, requests, webhooks = _ledgers(world)
+    outcomes, lost, recoveries = _outcomes(worlds, plan, violations)
+    any_world = next(iter(worlds.values()))
+    charges, refunds, requests, webhooks = _ledgers(any_world)
+    regional = None not in worlds
     report = Report(
         orders=len(plan.orders),
         completed=sum(1 for o in outcomes.values() if o[0] == "completed"),
@@ -142,13 +156,16 @@ def build_report(
         double_credits=0,
         late_approvals_sent=late_approvals_sent,
         late_approvals_refused=late_approvals_refused,
+        residency_refused=residency_refused,
+        residency_audited=_audited(worlds) if regional else 0,
+        misplaced_rows=_misplaced(worlds, plan) if regional else 0,
         kills=kills,
         recoveries=recoveries,
         simulated_hours=simulated_hours,
         elapsed_seconds=elapsed_seconds,
-        backend=backend,
+        backend=any_world.app.store.dialect,
         store=store,
-        features=_features(),
+        features=_features(regional),
         violations=violations,
     )
     if report.duplicate_charges:
@@ -157,20 +174,38 @@ def build_report(
         violations.append(f"{report.duplicate_refunds} duplicate refunds")
     if lost:
         violations.append(f"{len(lost)} lost orders: {', '.join(lost[:10])}")
-    _check_money(world, outcomes, charges, refunds, report, violations)
-    _check_stock(world, outcomes, plan, violations)
-    _check_records(world, outcomes, violations)
+    if residency_accepted:
+        violations.append(
+            f"the US deployment accepted EU orders: {', '.join(residency_accepted)}"
+        )
+    if report.misplaced_rows:
+        violations.append(f"{report.misplaced_rows} rows outside their region's store")
+    for region, world in worlds.items():
+        mine = Plan(tuple(o for o in plan.orders if _home(worlds, o.region) == region))
+        here = {
+            o.order_id: outcomes[o.order_id]
+            for o in mine.orders
+            if o.order_id in outcomes
+        }
+        _check_money(world, here, charges, refunds, report, violations)
+        _check_stock(world, here, mine, violations)
+        _check_records(world, here, violations)
     return report
 
 
+def _home(worlds: dict[str | None, World], region: str) -> str | None:
+    return region if region in worlds else None
+
+
 def _outcomes(
-    app: ss.App, plan: Plan, violations: list[str]
+    worlds: dict[str | None, World], plan: Plan, violations: list[str]
 ) -> tuple[dict[str, tuple[str, str]], list[str], int]:
     """Each order's outcome (completed, compensated, waiting), and the lost."""
     outcomes: dict[str, tuple[str, str]] = {}
     lost: list[str] = []
     recoveries = 0
     for order in plan.orders:
+        app = worlds[_home(worlds, order.region)].app
         try:
             info = app.status(order.order_id)
         except ss.WorkflowNotFound:
@@ -196,7 +231,7 @@ def _ledgers(
 ) -> tuple[
     dict[str, list[tuple[str, int]]], dict[str, str], int, dict[str, tuple[int, int]]
 ]:
-    with world.app.store.read() as tx:
+    with world.provider.store.read() as tx:
         charge_rows = tx.fetchall(
             "SELECT order_id, payment_id, cents, requests FROM {p}demo_charges"
         )
@@ -294,12 +329,42 @@ def _check_records(
             violations.append(f"{order_id} is {outcome} with events {sorted(emitted)}")
 
 
-def _features() -> dict[str, str]:
+def _audited(worlds: dict[str | None, World]) -> int:
+    """Audit records of refused EU accesses, in the EU's audit log."""
+    records = worlds["eu"].app.placement.audit_log.records(limit=100_000, region="eu")
+    return sum(1 for record in records if record.tag == "EU")
+
+
+def _misplaced(worlds: dict[str | None, World], plan: Plan) -> int:
+    """Rows of a region's customers found in another region's store."""
+    found = 0
+    for region, world in worlds.items():
+        strangers = [o for o in plan.orders if o.region != region]
+        ids = [o.order_id for o in strangers]
+        for order_id in ids:
+            try:
+                world.app.status(order_id)
+            except ss.WorkflowNotFound:
+                continue
+            found += 1
+        for name in ("orders", "reservations", "ledger"):
+            found += len(world.app.state(name).get_many(ids))
+        events = [f"{i}:{k}" for i in ids for k in ("completed", "cancelled")]
+        found += len(world.app.state("order-events").get_many(events))
+        carts = world.app.state("entity:shop.Cart")
+        found += len(carts.get_many([o.customer for o in strangers]))
+    return found
+
+
+def _features(regional: bool) -> dict[str, str]:
     """How each pattern is done in this build, said plainly."""
     return {
         "saga": "compensations run in reverse from an except block in the "
         "checkout workflow (ss.Saga is not in this build yet)",
         "events": "written in the commit of the step that decides them (the "
         "outbox relay, app.publish, is not in this build yet)",
-        "residency": "not checked (data residency is not in this build yet)",
+        "residency": "on"
+        if regional
+        else "not exercised (one store; give PostgreSQL a second database with "
+        "--eu-store)",
     }

@@ -47,12 +47,15 @@ from stateshift.demo.report import Report, build_report
 from stateshift.demo.shop import APPROVAL_THRESHOLD_CENTS, WORKFLOW_NAME
 from stateshift.demo.simulated import create_tables
 from stateshift.demo.world import World, build_world
+from stateshift.errors import ResidencyViolation
 
 __all__ = ["DemoOptions", "run_demo"]
 
 logger = logging.getLogger(__name__)
 
 HOUR_SECONDS = 3_600.0
+MISROUTED_SHARE = 0.2
+"""EU checkouts that reach the US deployment first (and must be refused)."""
 POLL_SECONDS = 0.05
 QUIET_TIMEOUT_SECONDS = 240.0
 """A phase that is not quiet after this long counts its orders as lost."""
@@ -67,7 +70,10 @@ class DemoOptions:
     seed: int = 1
     """Seed of customers, carts and decisions."""
     store: str | None = None
-    """A PostgreSQL URL; ``None``: a fresh SQLite file in a temporary folder."""
+    """A PostgreSQL URL; ``None``: fresh SQLite files in a temporary folder
+    (one per region)."""
+    eu_store: str | None = None
+    """With ``store``: a second PostgreSQL database for the EU region."""
     workers: int = 2
     """Worker processes."""
     kill_rate: float = 1.0
@@ -83,19 +89,32 @@ class _Run:
     """What the driver tracks while the demo runs."""
 
     options: DemoOptions
-    world: World
+    worlds: dict[str | None, World]
+    """The shop of each region (key ``None``: the one store without regions)."""
     config: dict[str, Any]
     plan: Plan
     rng: random.Random
-    workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    workers: dict[str, tuple[str | None, subprocess.Popen[bytes]]] = field(
+        default_factory=dict
+    )
     placed: list[str] = field(default_factory=list)
     decided: set[str] = field(default_factory=set)
     statuses: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     kills: int = 0
+    residency_refused: int = 0
+    residency_accepted: list[str] = field(default_factory=list)
     late_refused: int = 0
     late_sent: int = 0
     simulated_hours: float = 0.0
     phase: str = "shopping"
+
+    def world_of(self, order: PlannedOrder) -> World:
+        """The deployment that holds ``order``: its customer's region."""
+        return self.worlds.get(order.region) or self.worlds[None]
+
+    @property
+    def clock(self) -> Any:
+        return next(iter(self.worlds.values())).clock
 
 
 def run_demo(options: DemoOptions, progress_stream: IO[str] | None = None) -> Report:
@@ -106,37 +125,36 @@ def run_demo(options: DemoOptions, progress_stream: IO[str] | None = None) -> Re
     draw = options.progress if options.progress is not None else stream.isatty()
     folder = Path(tempfile.mkdtemp(prefix="stateshift-demo-"))
     config = _config(options, folder)
-    world = build_world(config, worker_id="demo-driver")
+    regions: list[str | None] = list(config.get("regions") or [None])
+    worlds = {
+        r: build_world(config, region=r, worker_id=f"demo-driver-{r}") for r in regions
+    }
     started = time.monotonic()
-    run = _Run(
-        options,
-        world,
-        config,
-        plan_orders(options.orders, options.seed),
-        random.Random(options.seed),
-    )
+    plan = plan_orders(options.orders, options.seed)
+    run = _Run(options, worlds, config, plan, random.Random(options.seed))
     try:
-        _prepare(world)
+        _prepare(run)
         progress = _Progress(stream, draw, options.orders)
         try:
             _drive(run, progress)
         finally:
             _stop_workers(run)
             progress.close()
-        _drain_webhooks(world)
+        _drain_webhooks(run)
         return build_report(
-            world,
-            run.plan,
-            backend=world.app.store.dialect,
+            worlds,
+            plan,
             kills=run.kills,
+            residency_refused=run.residency_refused,
+            residency_accepted=run.residency_accepted,
             late_approvals_sent=run.late_sent,
             late_approvals_refused=run.late_refused,
             simulated_hours=run.simulated_hours,
             elapsed_seconds=time.monotonic() - started,
-            store=_describe_store(config, folder, options.keep),
+            store=_describe_store(config, options.keep),
         )
     finally:
-        _clean_up(world, config, folder, options.keep)
+        _clean_up(run, folder, options.keep)
 
 
 # --- set-up and tear-down ----------------------------------------------------
@@ -152,40 +170,60 @@ def _config(options: DemoOptions, folder: Path) -> dict[str, Any]:
         "lease_seconds": 3.0,
     }
     if options.store is None:
-        config["store"] = f"sqlite:///{folder / 'shop.db'}"
+        # Each region a store of its own, as two deployments would have.
+        config["regions"] = {
+            "eu": f"sqlite:///{folder / 'shop-eu.db'}",
+            "us": f"sqlite:///{folder / 'shop-us.db'}",
+        }
+        config["services_store"] = f"sqlite:///{folder / 'services.db'}"
+        return config
+    schema = f"stateshift_demo_{uuid.uuid4().hex[:10]}"
+    config["schema"] = schema
+    config["services_store"] = options.store
+    config["services_schema"] = f"{schema}_services"
+    if options.eu_store:
+        config["regions"] = {"eu": options.eu_store, "us": options.store}
     else:
         config["store"] = options.store
-        if options.store.startswith(("postgresql:", "postgres:")):
-            config["schema"] = f"stateshift_demo_{uuid.uuid4().hex[:10]}"
     return config
 
 
-def _prepare(world: World) -> None:
-    world.app.store.ensure_schema()
-    create_tables(world.app.store)
-    stock = world.app.state("stock")
-    with world.app.transaction():
-        for sku, (_, quantity) in CATALOGUE.items():
-            stock.put(sku, quantity)
+def _prepare(run: _Run) -> None:
+    create_tables(next(iter(run.worlds.values())).provider.store)
+    for world in run.worlds.values():
+        world.app.store.ensure_schema()
+        stock = world.app.state("stock")
+        with world.app.transaction():
+            for sku, (_, quantity) in CATALOGUE.items():
+                stock.put(sku, quantity)
 
 
-def _describe_store(config: dict[str, Any], folder: Path, keep: bool) -> str:
-    where = config["store"]
+def _describe_store(config: dict[str, Any], keep: bool) -> str:
+    if config.get("regions"):
+        where = ", ".join(f"{r}: {url}" for r, url in config["regions"].items())
+    else:
+        where = str(config["store"])
     if config.get("schema"):
         where += f" (schema {config['schema']})"
     if not keep:
-        where += ", removed afterwards (--keep keeps it)"
-    return str(where)
+        where += "; removed afterwards (--keep keeps it)"
+    return where
 
 
-def _clean_up(world: World, config: dict[str, Any], folder: Path, keep: bool) -> None:
+def _clean_up(run: _Run, folder: Path, keep: bool) -> None:
+    config = run.config
     if not keep and config.get("schema"):
-        try:
-            with world.app.store.transaction() as tx:
-                tx.execute(f'DROP SCHEMA IF EXISTS "{config["schema"]}" CASCADE')
-        except Exception:
-            logger.warning("could not drop the demo schema %s", config["schema"])
-    world.app.close()
+        services = next(iter(run.worlds.values())).provider.store
+        stores = [(w.app.store, config["schema"]) for w in run.worlds.values()]
+        stores.append((services, config["services_schema"]))
+        for store, schema in stores:
+            try:
+                with store.transaction() as tx:
+                    tx.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            except Exception:
+                logger.warning("could not drop the demo schema %s", schema)
+    for world in run.worlds.values():
+        world.close()
     if not keep:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -193,60 +231,72 @@ def _clean_up(world: World, config: dict[str, Any], folder: Path, keep: bool) ->
 # --- workers -----------------------------------------------------------------
 
 
-def _spawn(run: _Run, worker_id: str) -> None:
+def _spawn(run: _Run, worker_id: str, region: str | None) -> None:
     # The child imports the same stateshift as this process, installed or not.
     package_root = str(Path(stateshift.__file__).resolve().parent.parent)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (package_root, env.get("PYTHONPATH", "")) if p
     )
-    run.workers[worker_id] = subprocess.Popen(
+    process = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "stateshift.demo.worker",
             json.dumps(run.config),
             worker_id,
+            region or "",
         ],
         env=env,
         stdin=subprocess.DEVNULL,
     )
+    run.workers[worker_id] = (region, process)
+
+
+def _start_workers(run: _Run) -> None:
+    regions = list(run.worlds)
+    # Every region needs a worker of its own: a US worker may not run EU work.
+    count = max(run.options.workers, len(regions))
+    for index in range(count):
+        region = regions[index % len(regions)]
+        _spawn(run, f"demo-worker-{index + 1}", region)
 
 
 def _maybe_kill(run: _Run, elapsed: float) -> None:
     if not run.workers or run.rng.random() >= run.options.kill_rate * elapsed:
         return
     worker_id = run.rng.choice(sorted(run.workers))
-    process = run.workers[worker_id]
+    region, process = run.workers[worker_id]
     if process.poll() is None:
         os.kill(process.pid, signal.SIGKILL)
         run.kills += 1
     process.wait()
     # Same worker id: the new process takes its predecessor's leases back
     # at once, as a restarted serverless slot would.
-    _spawn(run, worker_id)
+    _spawn(run, worker_id, region)
 
 
 def _stop_workers(run: _Run) -> None:
-    for process in run.workers.values():
+    for _, process in run.workers.values():
         if process.poll() is None:
             process.kill()
-    for process in run.workers.values():
+    for _, process in run.workers.values():
         process.wait()
 
 
-def _drain_webhooks(world: World) -> None:
+def _drain_webhooks(run: _Run) -> None:
     # The provider keeps redelivering until each webhook is acknowledged.
-    while world.provider.deliver_webhooks(world.shop.on_payment_webhook, limit=50):
-        pass
+    for region, world in run.worlds.items():
+        handler = world.shop.on_payment_webhook
+        while world.provider.deliver_webhooks(region, handler, limit=50):
+            pass
 
 
 # --- the phases --------------------------------------------------------------
 
 
 def _drive(run: _Run, progress: _Progress) -> None:
-    for index in range(run.options.workers):
-        _spawn(run, f"demo-worker-{index + 1}")
+    _start_workers(run)
     main_wave = run.plan.main_wave
     last = time.monotonic()
     phase_started = last
@@ -294,17 +344,30 @@ def _next_phase(run: _Run) -> bool:
 
 
 def _advance(run: _Run, hours: float) -> None:
-    run.world.clock.advance(hours * HOUR_SECONDS)
+    run.clock.advance(hours * HOUR_SECONDS)
     run.simulated_hours += hours
 
 
 def _place(run: _Run, order: PlannedOrder) -> None:
-    shop = run.world.shop
+    shop = run.world_of(order).shop
     cart = shop.cart(order.customer)
     for sku, quantity in order.items:
         cart.add(sku, quantity, CATALOGUE[sku][0], order.region)
-    shop.place_order(order.customer, order.order_id)
+    residency = order.region.upper() if order.region in run.worlds else None
+    if residency == "EU" and run.rng.random() < MISROUTED_SHARE:
+        _misrouted(run, cart.get().order(order.order_id, order.customer))
+    shop.place_order(order.customer, order.order_id, residency)
     run.placed.append(order.order_id)
+
+
+def _misrouted(run: _Run, order: dict[str, Any]) -> None:
+    """An EU checkout that reached the US deployment: it must be refused."""
+    try:
+        run.worlds["us"].shop.start_order(order, "EU")
+    except ResidencyViolation:
+        run.residency_refused += 1
+    else:
+        run.residency_accepted.append(order["order_id"])
 
 
 def _decide(run: _Run, decision: Decision) -> tuple[int, int]:
@@ -319,22 +382,25 @@ def _decide(run: _Run, decision: Decision) -> tuple[int, int]:
             continue
         run.decided.add(order.order_id)
         sent += 1
-        delivery = run.world.shop.approve(order.order_id, True, by="manager-2")
+        shop = run.world_of(order).shop
+        delivery = shop.approve(order.order_id, True, by="manager-2")
         if not delivery.delivered:
             refused += 1
     return sent, refused
 
 
 def _poll(run: _Run) -> None:
-    with run.world.app.store.read() as tx:
-        rows = tx.fetchall(
-            "SELECT workflow_id, status, wait_event, due_at FROM {p}workflows"
-            " WHERE name = ?",
-            (WORKFLOW_NAME,),
-        )
+    rows: list[Any] = []
+    for world in run.worlds.values():
+        with world.app.store.read() as tx:
+            rows += tx.fetchall(
+                "SELECT workflow_id, status, wait_event, due_at FROM {p}workflows"
+                " WHERE name = ?",
+                (WORKFLOW_NAME,),
+            )
     # A wait whose deadline has passed is work not yet done: its timeout is
     # due and some worker will take it up.
-    now = run.world.clock()
+    now = run.clock()
     run.statuses = {
         str(r[0]): (
             str(r[1]),
@@ -351,7 +417,8 @@ def _poll(run: _Run) -> None:
             if workflow_id not in run.decided:
                 run.decided.add(workflow_id)
                 approved = order.decision is Decision.APPROVE
-                run.world.shop.approve(workflow_id, approved, by="manager-1")
+                shop = run.world_of(order).shop
+                shop.approve(workflow_id, approved, by="manager-1")
 
 
 def _quiet(run: _Run) -> bool:

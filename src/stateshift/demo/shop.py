@@ -89,9 +89,17 @@ class Payments(Protocol):
     """A payment provider that deduplicates calls by idempotency key."""
 
     def charge(
-        self, *, idempotency_key: str, order_id: str, customer: str, cents: int
+        self,
+        *,
+        idempotency_key: str,
+        order_id: str,
+        customer: str,
+        cents: int,
+        region: str,
     ) -> str:
         """Charge the customer and return the payment id.
+
+        ``region`` names the shop deployment whose webhook hears of it.
 
         Raises:
             PaymentDeclined: for good.
@@ -174,13 +182,29 @@ class Shop:
         """The cart of ``customer``."""
         return self.app.entity(Cart, customer)
 
-    def place_order(self, customer: str, order_id: str) -> ss.WorkflowHandle[Any]:
+    def place_order(
+        self, customer: str, order_id: str, residency: str | None = None
+    ) -> ss.WorkflowHandle[Any]:
         """Check the customer's cart out: start its checkout workflow.
 
         Idempotent on ``order_id``: a retried request gets the same workflow.
+        ``residency`` (``"EU"``) pins the order to its jurisdiction's store.
+
+        Raises:
+            ResidencyViolation: this deployment may not hold the order.
         """
         order = self.cart(customer).get().order(order_id, customer)
-        return self.app.start(self.checkout, order, workflow_id=order_id)
+        return self.start_order(order, residency)
+
+    def start_order(
+        self, order: dict[str, Any], residency: str | None = None
+    ) -> ss.WorkflowHandle[Any]:
+        """Start the checkout of ``order`` (see :meth:`place_order`)."""
+        if residency is None:
+            return self.app.start(self.checkout, order, workflow_id=order["order_id"])
+        return self.app.start(
+            self.checkout, order, workflow_id=order["order_id"], residency=residency
+        )
 
     def approve(self, order_id: str, approved: bool, by: str) -> ss.EventDelivery:
         """A manager's decision on a large order."""
@@ -272,6 +296,7 @@ def register(
             order_id=order["order_id"],
             customer=order["customer"],
             cents=order["cents"],
+            region=order["region"],
         )
         set_status(order, "paid", payment_id=payment_id)
         return payment_id

@@ -21,7 +21,7 @@ import random
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stateshift.demo.shop import (
     CarrierUnavailable,
@@ -30,6 +30,9 @@ from stateshift.demo.shop import (
     ShippingRefused,
 )
 from stateshift.store import Store
+
+if TYPE_CHECKING:
+    from stateshift.app import App
 
 __all__ = ["Carrier", "Flakiness", "PaymentProvider", "SharedClock", "create_tables"]
 
@@ -51,6 +54,7 @@ _TABLES = (
     """CREATE TABLE IF NOT EXISTS {p}demo_webhooks (
         payment_id TEXT PRIMARY KEY,
         order_id TEXT NOT NULL,
+        region TEXT NOT NULL,
         cents INTEGER NOT NULL,
         deliveries INTEGER NOT NULL,
         done INTEGER NOT NULL
@@ -102,14 +106,25 @@ def _chance(seed: int, what: str, key: str) -> float:
 class PaymentProvider:
     """A simulated card processor with idempotency keys and webhooks."""
 
-    def __init__(self, store: Store, flakiness: Flakiness, seed: int) -> None:
-        self.store = store
+    def __init__(self, services: App, flakiness: Flakiness, seed: int) -> None:
+        self.services = services
+        self.store = services.store
         self.flakiness = flakiness
         self.seed = seed
         self.rng = random.Random(f"{seed}:{os.getpid()}")
 
+    def close(self) -> None:
+        """Close the provider's database connections."""
+        self.services.close()
+
     def charge(
-        self, *, idempotency_key: str, order_id: str, customer: str, cents: int
+        self,
+        *,
+        idempotency_key: str,
+        order_id: str,
+        customer: str,
+        cents: int,
+        region: str,
     ) -> str:
         """Charge once per idempotency key; fail now and then."""
         time.sleep(self.rng.uniform(0.0, 0.004))
@@ -137,10 +152,10 @@ class PaymentProvider:
             assert row is not None
             payment_id = str(row[0])
             tx.execute(
-                "INSERT INTO {p}demo_webhooks (payment_id, order_id, cents,"
-                " deliveries, done) VALUES (?, ?, ?, 0, 0)"
+                "INSERT INTO {p}demo_webhooks (payment_id, order_id, region, cents,"
+                " deliveries, done) VALUES (?, ?, ?, ?, 0, 0)"
                 " ON CONFLICT (payment_id) DO NOTHING",
-                (payment_id, order_id, cents),
+                (payment_id, order_id, region, cents),
             )
         if self.rng.random() < self.flakiness.fail_after:
             raise ProviderUnavailable("payment provider: timed out after charging")
@@ -170,13 +185,14 @@ class PaymentProvider:
         assert row is not None
         return str(row[0])
 
-    def pending_webhooks(self, limit: int) -> list[dict[str, Any]]:
-        """Webhooks not acknowledged yet, a random pick of up to ``limit``."""
+    def pending_webhooks(self, region: str | None, limit: int) -> list[dict[str, Any]]:
+        """Webhooks to ``region``'s shop (``None``: any) not acknowledged yet."""
         with self.store.read() as tx:
             rows = tx.fetchall(
                 "SELECT payment_id, order_id, cents FROM {p}demo_webhooks"
-                " WHERE done = 0 ORDER BY payment_id LIMIT ?",
-                (limit * 3,),
+                " WHERE done = 0 AND (region = ? OR ? = '') ORDER BY payment_id"
+                " LIMIT ?",
+                (region or "", region or "", limit * 3),
             )
         picked = self.rng.sample(rows, min(limit, len(rows)))
         return [
@@ -198,9 +214,11 @@ class PaymentProvider:
                 (1 if acknowledged else 0, payment_id),
             )
 
-    def deliver_webhooks(self, handler: Any, limit: int = 10) -> int:
-        """Deliver some pending webhooks to ``handler``, at least once each."""
-        events = self.pending_webhooks(limit)
+    def deliver_webhooks(
+        self, region: str | None, handler: Any, limit: int = 10
+    ) -> int:
+        """Deliver some of ``region``'s webhooks to ``handler``, at least once."""
+        events = self.pending_webhooks(region, limit)
         for event in events:
             copies = 2 if self.rng.random() < self.flakiness.duplicate_webhook else 1
             for _ in range(copies):

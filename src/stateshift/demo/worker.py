@@ -1,6 +1,6 @@
 """A demo worker process: a loop of invocations on the shop's store.
 
-``python -m stateshift.demo.worker CONFIG WORKER_ID`` (``CONFIG`` is JSON)
+``python -m stateshift.demo.worker CONFIG WORKER_ID REGION`` (``CONFIG`` is JSON)
 builds the same shop as the driver and then does what a serverless platform
 would: one invocation after another, each ``app.tick(budget=...)``, plus
 deliveries of the payment provider's webhooks. Nothing is kept between
@@ -30,10 +30,13 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(
         level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s"
     )
-    world = build_world(json.loads(argv[0]), worker_id=argv[1])
+    region = argv[2] or None
+    world = build_world(json.loads(argv[0]), region=region, worker_id=argv[1])
     while True:
         summary = world.app.tick(budget=TICK_BUDGET_SECONDS)
-        delivered = world.provider.deliver_webhooks(world.shop.on_payment_webhook)
+        delivered = world.provider.deliver_webhooks(
+            region, world.shop.on_payment_webhook
+        )
         if summary.ran == 0 and delivered == 0:
             time.sleep(0.02)
 
