@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
 from conftest import POSTGRES_URL, require_postgres, subprocess_env
 
 ORDERS = 40

@@ -71,9 +71,12 @@ _TABLES = (
 
 def create_tables(store: Store) -> None:
     """Create the provider's and the carrier's ledgers (if missing)."""
+    if getattr(store, "_demo_tables_ready", False):
+        return
     with store.transaction() as tx:
         for statement in _TABLES:
             tx.execute(statement)
+    store._demo_tables_ready = True  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -108,10 +111,16 @@ class PaymentProvider:
 
     def __init__(self, services: App, flakiness: Flakiness, seed: int) -> None:
         self.services = services
-        self.store = services.store
         self.flakiness = flakiness
         self.seed = seed
         self.rng = random.Random(f"{seed}:{os.getpid()}")
+
+    @property
+    def store(self) -> Store:
+        """The provider's own database (its ledgers created on first use)."""
+        store = self.services.store
+        create_tables(store)
+        return store
 
     def close(self) -> None:
         """Close the provider's database connections."""
@@ -233,11 +242,18 @@ class PaymentProvider:
 class Carrier:
     """A simulated carrier with idempotent bookings."""
 
-    def __init__(self, store: Store, flakiness: Flakiness, seed: int) -> None:
-        self.store = store
+    def __init__(self, services: App, flakiness: Flakiness, seed: int) -> None:
+        self.services = services
         self.flakiness = flakiness
         self.seed = seed
         self.rng = random.Random(f"carrier:{seed}:{os.getpid()}")
+
+    @property
+    def store(self) -> Store:
+        """The carrier's own database (its ledger created on first use)."""
+        store = self.services.store
+        create_tables(store)
+        return store
 
     def book(self, *, idempotency_key: str, order_id: str, region: str) -> str:
         """Book a pickup once per idempotency key."""

@@ -74,7 +74,7 @@ def build_world(
     seed = int(config["seed"])
     services = ss.App(config["services_store"], schema=config.get("services_schema"))
     provider = PaymentProvider(services, flakiness, seed)
-    carrier = Carrier(services.store, flakiness, seed)
+    carrier = Carrier(services, flakiness, seed)
     shop = register(
         app,
         provider,
