@@ -200,11 +200,14 @@ class Shop:
         self, order: dict[str, Any], residency: str | None = None
     ) -> ss.WorkflowHandle[Any]:
         """Start the checkout of ``order`` (see :meth:`place_order`)."""
+        handle: ss.WorkflowHandle[Any]
         if residency is None:
-            return self.app.start(self.checkout, order, workflow_id=order["order_id"])
-        return self.app.start(
-            self.checkout, order, workflow_id=order["order_id"], residency=residency
-        )
+            handle = self.app.start(self.checkout, order, workflow_id=order["order_id"])
+        else:
+            handle = self.app.start(
+                self.checkout, order, workflow_id=order["order_id"], residency=residency
+            )
+        return handle
 
     def approve(self, order_id: str, approved: bool, by: str) -> ss.EventDelivery:
         """A manager's decision on a large order."""
