@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "stateshift.cli.analyze",
     "stateshift.cli.residency",
     "stateshift.cli.shards",
+    "stateshift.cli.demo",
 )
 
 logger = logging.getLogger(__name__)
