@@ -73,6 +73,9 @@ class Settings:
     worker_id: str = ""
     """Stable id of this worker, so it reclaims its own leases after a restart."""
 
+    api_token: str = ""
+    """Bearer token the HTTP API requires for operations that change things."""
+
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Feature sections of ``stateshift.toml`` (``analyze``, ``residency``...)."""
 
