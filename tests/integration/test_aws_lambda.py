@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from conftest import subprocess_env
 from runtime_support.aws_shapes import (
     http_event,

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from conftest import subprocess_env
 from runtime_support.sample import TOKEN
 from runtime_support.servers import free_port, start_server, stop_server

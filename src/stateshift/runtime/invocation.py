@@ -93,7 +93,10 @@ class Invoker:
             if self.http is None:
                 raise TypeError("this invoker was built without an HTTP API")
             response = self.http(trigger, deadline)
-            self.due_work(deadline, cap_seconds=self.policy.http_due_work_seconds)
+            # A refused request buys no work: it must not be a way to make
+            # an anonymous caller's requests expensive.
+            if response.status < 400:
+                self.due_work(deadline, cap_seconds=self.policy.http_due_work_seconds)
             return response
         if isinstance(trigger, QueueBatch):
             return self.batch(trigger, deadline)
