@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from stateshift.errors import StateshiftError
 from stateshift.runtime import commands
 from stateshift.runtime.deadline import Deadline
-from stateshift.runtime.service import Service, TickReport
+from stateshift.runtime.service import Problem, Service, TickReport
 from stateshift.runtime.triggers import (
     HttpRequest,
     HttpResponse,
@@ -122,7 +122,8 @@ class Invoker:
                 )
             except Exception as exc:
                 failed.append(message.message_id)
-                errors[message.message_id] = f"{type(exc).__name__}: {exc}"
+                kind = exc.code if isinstance(exc, Problem) else type(exc).__name__
+                errors[message.message_id] = f"{kind}: {exc}"
                 logger.warning(
                     "message %s from %s failed: %s",
                     message.message_id,
