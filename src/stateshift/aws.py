@@ -139,7 +139,7 @@ def sqs_wake_up(queue_url: str, client: _SqsClient | None = None) -> WakeUp:
     def wake_up(delay_seconds: float) -> None:
         nonlocal sqs
         if sqs is None:
-            import boto3  # type: ignore[import-not-found]
+            import boto3
 
             sqs = boto3.client("sqs")
         delay = min(SQS_MAX_DELAY_SECONDS, max(0, math.ceil(delay_seconds)))

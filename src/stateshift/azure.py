@@ -103,7 +103,8 @@ def register(
         request = azure_events.parse_http(req, route_prefix=route_prefix)
         outcome = invoker().invoke(request, deadline)
         assert isinstance(outcome, HttpResponse)
-        return azure_events.to_azure_response(outcome)
+        answer: func.HttpResponse = azure_events.to_azure_response(outcome)
+        return answer
 
     def stateshift_queue(msg: func.QueueMessage) -> None:
         deadline = Deadline.after(timeout_seconds)
