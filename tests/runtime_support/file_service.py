@@ -167,6 +167,7 @@ class FileService:
                 run.update(self._execute(fn, run_input["args"], run_input["kwargs"]))
                 ran += 1
         data["ticks"].append(round(budget_seconds, 3))
+        data.setdefault("pids", []).append(os.getpid())
         self.save(data)
         return TickReport(ran=ran, next_wake_up_seconds=self.next_wake_up_seconds)
 

@@ -21,6 +21,7 @@ from stateshift.errors import StateshiftError
 COMMAND_MODULES = (
     "stateshift.cli.db",
     "stateshift.cli.analyze",
+    "stateshift.cli.dev",
 )
 
 logger = logging.getLogger(__name__)

@@ -12,12 +12,12 @@ import functools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, Protocol
 
 from stateshift.runtime.deadline import Deadline
 from stateshift.runtime.http import DEFAULT_MAX_BODY_BYTES, problem_response
-from stateshift.runtime.invocation import Invoker
-from stateshift.runtime.triggers import HttpRequest, HttpResponse
+from stateshift.runtime.invocation import Outcome
+from stateshift.runtime.triggers import HttpRequest, HttpResponse, Trigger
 
 logger = logging.getLogger(__name__)
 
@@ -30,12 +30,18 @@ class _TooLarge(Exception):
     pass
 
 
+class TriggerRunner(Protocol):
+    """Anything that runs a trigger within a deadline, like :class:`Invoker`."""
+
+    def invoke(self, trigger: Trigger, deadline: Deadline) -> Outcome: ...
+
+
 class AsgiApp:
     """An ASGI 3 application answering the :class:`HttpApi` routes."""
 
     def __init__(
         self,
-        invoker: Invoker,
+        invoker: TriggerRunner,
         *,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         request_timeout_seconds: float = 30.0,
