@@ -19,13 +19,18 @@ from typing import Any
 from urllib.parse import unquote
 
 from stateshift.errors import (
+    ConfigError,
     ConflictError,
+    DeserializationError,
+    EncryptionError,
     IdempotencyError,
     IdempotencyInProgress,
     InvalidKey,
     PayloadTooLarge,
     ResidencyViolation,
+    SchemaError,
     StateshiftError,
+    StoreError,
     StoreUnavailable,
     UnsupportedType,
     WorkflowConflict,
@@ -189,18 +194,41 @@ _STATUS_OF: tuple[tuple[type[BaseException], int, str], ...] = (
     (InvalidKey, 422, "invalid_key"),
     (ResidencyViolation, 403, "residency_violation"),
     (StoreUnavailable, 503, "store_unavailable"),
+    # The deployment's fault, not the caller's.
+    (ConfigError, 500, "misconfigured"),
+    (SchemaError, 500, "schema_error"),
+    (StoreError, 503, "store_error"),
+    (DeserializationError, 500, "unreadable_value"),
+    (EncryptionError, 500, "encryption_error"),
 )
 
 
 def error_response(exc: Exception, request: HttpRequest) -> HttpResponse:
-    """Map an exception to its JSON answer; unexpected ones hide their details."""
+    """Map an exception to its JSON answer; server-side ones hide their details."""
     if isinstance(exc, Problem):
         headers = {"www-authenticate": "Bearer"} if exc.status == 401 else None
         return problem_response(exc.status, exc.code, str(exc), headers)
     for kind, status, code in _STATUS_OF:
-        if isinstance(exc, kind):
-            headers = {"retry-after": "1"} if status == 503 else None
-            return problem_response(status, code, str(exc), headers)
+        if not isinstance(exc, kind):
+            continue
+        if status < 500:
+            return problem_response(status, code, str(exc))
+        # The deployment's problem: log it whole, tell the caller little.
+        logger.error(
+            "cannot answer %s %s (request %s): %s",
+            request.method,
+            request.path,
+            request.request_id,
+            exc,
+            extra={"event": "runtime.http.server_error"},
+        )
+        headers = {"retry-after": "1"} if status == 503 else None
+        return problem_response(
+            status,
+            code,
+            f"{_SERVER_SIDE[code]}; request id {request.request_id!r}",
+            headers,
+        )
     if isinstance(exc, StateshiftError):
         return problem_response(400, "rejected", str(exc))
     logger.exception(
@@ -213,3 +241,13 @@ def error_response(exc: Exception, request: HttpRequest) -> HttpResponse:
     return problem_response(
         500, "internal_error", f"unexpected error; request id {request.request_id!r}"
     )
+
+
+_SERVER_SIDE = {
+    "store_unavailable": "the store is unavailable, retry shortly",
+    "misconfigured": "the service is misconfigured",
+    "schema_error": "the store's schema does not fit this code",
+    "store_error": "the store failed",
+    "unreadable_value": "a stored value cannot be read",
+    "encryption_error": "a stored value cannot be decrypted",
+}
