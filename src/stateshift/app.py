@@ -16,7 +16,9 @@ from typing import Any
 from stateshift.codec import Codec, Keyring
 from stateshift.config import Settings, load_settings
 from stateshift.runtime.api import RuntimeMixin
+from stateshift.state.api import StateMixin
 from stateshift.store import Store, open_store
+from stateshift.workflows.api import WorkflowsMixin
 
 logger = logging.getLogger(__name__)
 
@@ -82,5 +84,5 @@ def _default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-class App(RuntimeMixin, AppBase):
+class App(RuntimeMixin, WorkflowsMixin, StateMixin, AppBase):
     """A stateshift application: register steps, workflows and handlers on it."""

@@ -46,6 +46,9 @@ class Settings:
     max_value_bytes: int = 262_144
     """Largest encoded value (step result, event payload, state item) accepted."""
 
+    blob_threshold_bytes: int = 65_536
+    """State values encoded larger than this go to the blob store."""
+
     pool_size: int = 1
     """Most PostgreSQL connections one process holds at once."""
 
@@ -73,6 +76,9 @@ class Settings:
     worker_id: str = ""
     """Stable id of this worker, so it reclaims its own leases after a restart."""
 
+    max_recoveries: int = 5
+    """Takeovers after a worker crash before a workflow is declared dead."""
+
     api_token: str = ""
     """Bearer token the HTTP API requires for operations that change things."""
 
@@ -88,7 +94,9 @@ class Settings:
                 f"{self.store!r} is not a store URL; use sqlite:///path.db or "
                 "postgresql://user@host:5432/dbname",
             )
-        for name in ("max_value_bytes", "pool_size"):
+        if self.max_recoveries < 0:
+            raise ConfigError("max_recoveries", "must be zero or a positive integer")
+        for name in ("max_value_bytes", "blob_threshold_bytes", "pool_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(name, "must be a positive integer")
         for name in (
