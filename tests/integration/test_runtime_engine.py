@@ -15,8 +15,6 @@ import pytest
 
 ss = pytest.importorskip("stateshift.workflows") and pytest.importorskip("stateshift")
 
-from stateshift.workflows.clock import ManualClock  # noqa: E402
-
 from runtime_support.asgi_client import AsgiClient  # noqa: E402
 from stateshift.runtime.deadline import Deadline  # noqa: E402
 from stateshift.runtime.invocation import BatchOutcome  # noqa: E402
@@ -25,6 +23,7 @@ from stateshift.runtime.triggers import (  # noqa: E402
     QueueBatch,
     ScheduledTick,
 )
+from stateshift.workflows.clock import ManualClock  # noqa: E402
 
 TOKEN = "engine-token"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
@@ -56,6 +55,15 @@ def app(store_config: dict[str, Any], clock: ManualClock) -> Iterator[Any]:
     def nap() -> str:
         ss.sleep(30)
         return "rested"
+
+    @app.entity(name="counter")
+    class Counter:
+        def __init__(self) -> None:
+            self.total = 0
+
+        def add(self, amount: int) -> int:
+            self.total += amount
+            return self.total
 
     yield app
     app.close()
@@ -167,3 +175,20 @@ def test_queue_commands_start_once_even_when_redelivered(app: Any) -> None:
     assert isinstance(outcome, BatchOutcome) and outcome.failed == ("m-2",)
     assert app.status("msg-m-1").result == "HELLO Q"
     assert workflow_count(app) == 1
+
+
+def test_entity_operations_over_http(app: Any) -> None:
+    with AsgiClient(app.asgi()) as client:
+        for expected in (2, 5):
+            added = client.post(
+                "/entities/counter/k1/add",
+                json={"args": [3 if expected == 5 else 2]},
+                headers=AUTH,
+            )
+            assert added.status_code == 200 and added.json() == {"result": expected}
+        wrong = client.post("/entities/counter/k1/add", json={}, headers=AUTH)
+        assert wrong.status_code == 422
+        unknown = client.post("/entities/counter/k1/steal", json={}, headers=AUTH)
+        assert unknown.json()["error"]["code"] == "unknown_operation"
+        nothing = client.post("/entities/ghost/k1/add", json={}, headers=AUTH)
+        assert nothing.status_code == 404
