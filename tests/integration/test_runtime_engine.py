@@ -192,3 +192,46 @@ def test_entity_operations_over_http(app: Any) -> None:
         assert unknown.json()["error"]["code"] == "unknown_operation"
         nothing = client.post("/entities/ghost/k1/add", json={}, headers=AUTH)
         assert nothing.status_code == 404
+
+
+def test_a_start_refused_by_residency_answers_403_and_writes_nothing(
+    tmp_path: Any,
+) -> None:
+    from stateshift.placement import ResidencyPolicy
+
+    app = ss.App(
+        regions={
+            "us": [f"sqlite:///{tmp_path / 'us.db'}"],
+            "eu": [f"sqlite:///{tmp_path / 'eu.db'}"],
+        },
+        region="us",
+        residency_policy=ResidencyPolicy({"EU": {"store": ["eu"], "process": ["eu"]}}),
+        api_token=TOKEN,
+    )
+
+    @app.workflow(name="profile")
+    def profile(user: str) -> str:
+        return user
+
+    with AsgiClient(app.asgi()) as client:
+        refused = client.post(
+            "/workflows/profile/start",
+            json={"args": ["u1"], "residency": "EU", "workflow_id": "p1"},
+            headers=AUTH,
+        )
+        assert refused.status_code == 403
+        assert refused.json()["error"]["code"] == "residency_violation"
+        assert client.get("/runs/p1").status_code == 404
+        swallowed = client.post(
+            "/workflows/profile/start",
+            json={"kwargs": {"user": "u2", "tenant": "acme"}},
+            headers=AUTH,
+        )
+        assert swallowed.status_code == 422
+        allowed = client.post(
+            "/workflows/profile/start",
+            json={"args": ["u3"], "partition_key": "u3", "workflow_id": "p3"},
+            headers=AUTH,
+        )
+        assert allowed.status_code == 200 and allowed.json()["result"] == "u3"
+    app.close()

@@ -65,6 +65,7 @@ class FileService:
         workflow_id: str | None,
         run_here: bool,
         budget_seconds: float,
+        placement: Mapping[str, str] | None = None,
     ) -> RunView:
         fn = self.workflows.get(workflow)
         if fn is None:

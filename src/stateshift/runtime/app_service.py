@@ -13,7 +13,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from stateshift.errors import LeaseLost
-from stateshift.runtime.service import Problem, RunView, TickReport
+from stateshift.runtime.service import (
+    PLACEMENT_FIELDS,
+    Problem,
+    RunView,
+    TickReport,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -55,19 +60,28 @@ class AppService:
         workflow_id: str | None,
         run_here: bool,
         budget_seconds: float,
+        placement: Mapping[str, str] | None = None,
     ) -> RunView:
         definition = self._workflow(workflow)
-        if "workflow_id" in kwargs:
-            raise Problem(
-                422,
-                "invalid_arguments",
-                "'workflow_id' is the id of the run: give it beside 'kwargs'",
-            )
+        for reserved in ("workflow_id", *PLACEMENT_FIELDS):
+            if reserved in kwargs:
+                raise Problem(
+                    422,
+                    "invalid_arguments",
+                    f"{reserved!r} is an option of the start, not an argument of "
+                    "the workflow: give it beside 'kwargs'",
+                )
         _check_arguments(definition.signature, args, kwargs, f"workflow {workflow!r}")
 
         begin = self.app.run if run_here else self.app.start
         try:
-            handle = begin(definition.fn, *args, workflow_id=workflow_id, **kwargs)
+            handle = begin(
+                definition.fn,
+                *args,
+                workflow_id=workflow_id,
+                **dict(placement or {}),
+                **kwargs,
+            )
         except LeaseLost as exc:
             # Another worker holds it now; the caller reads its status.
             return self.status(exc.workflow_id)

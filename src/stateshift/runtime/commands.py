@@ -3,7 +3,7 @@
 A message body is a JSON object with an ``op``::
 
     {"op": "start", "workflow": "checkout", "args": [...], "kwargs": {...},
-     "workflow_id": "order-42"}
+     "workflow_id": "order-42", "partition_key": "u42"}
     {"op": "event", "workflow_id": "order-42", "name": "approval",
      "payload": {...}, "event_id": "mail-7"}
     {"op": "cancel", "workflow_id": "order-42"}
@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from stateshift.runtime.service import Problem, Service
+from stateshift.runtime.service import PLACEMENT_FIELDS, Problem, Service
 from stateshift.runtime.triggers import Message
 
 logger = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ class Command:
     name: str = ""
     payload: Any = None
     event_id: str | None = None
+    placement: Mapping[str, str] | None = None
 
 
 def parse_json_object(text: str | bytes, *, what: str) -> dict[str, Any]:
@@ -82,6 +83,7 @@ def parse_message(message: Message) -> Command:
             workflow_id=workflow_id or f"msg-{message.message_id}"[:MAX_ID_CHARS],
             args=arguments(document),
             kwargs=keyword_arguments(document),
+            placement=placement_options(document),
         )
     workflow_id = required_name(document, "workflow_id")
     if op == "cancel":
@@ -105,6 +107,7 @@ def execute(service: Service, command: Command, *, budget_seconds: float) -> Non
             workflow_id=command.workflow_id,
             run_here=True,
             budget_seconds=budget_seconds,
+            placement=command.placement,
         )
         logger.info(
             "message started workflow %s: %s",
@@ -159,6 +162,16 @@ def optional_id(document: Mapping[str, Any], field: str) -> str | None:
     """An optional id field: absent or ``null`` gives ``None``."""
     value = document.get(field)
     return None if value is None else checked_name(value, field)
+
+
+def placement_options(document: Mapping[str, Any]) -> dict[str, str]:
+    """``residency``, ``tenant`` and ``partition_key`` given beside the arguments."""
+    options: dict[str, str] = {}
+    for field in PLACEMENT_FIELDS:
+        value = optional_id(document, field)
+        if value is not None:
+            options[field] = value
+    return options
 
 
 def arguments(document: Mapping[str, Any]) -> tuple[Any, ...]:

@@ -39,6 +39,7 @@ def build(api: HttpApi) -> tuple[Route, ...]:
             workflow_id=commands.optional_id(body, "workflow_id"),
             run_here=True,
             budget_seconds=call.deadline.budget_seconds(),
+            placement=commands.placement_options(body),
         )
         # Finished within the request: the result now. Otherwise the caller
         # polls the status URL.

@@ -15,6 +15,9 @@ from typing import Any, Protocol
 from stateshift.errors import StateshiftError
 
 # Statuses after which a workflow never changes again by itself.
+PLACEMENT_FIELDS = ("residency", "tenant", "partition_key")
+"""Start options that place a workflow; never passed on as its arguments."""
+
 FINISHED_STATUSES = frozenset(
     {"succeeded", "failed", "cancelled", "compensation_failed"}
 )
@@ -110,11 +113,14 @@ class Service(Protocol):
         workflow_id: str | None,
         run_here: bool,
         budget_seconds: float,
+        placement: Mapping[str, str] | None = None,
     ) -> RunView:
         """Start ``workflow`` (idempotently on ``workflow_id``).
 
         With ``run_here`` the run goes on in this invocation until it
         finishes, waits or the budget is spent; else it is only recorded.
+        ``placement`` holds ``residency``, ``tenant`` or ``partition_key``
+        for the residency check.
 
         Raises:
             Problem: unknown workflow (404) or arguments that do not fit (422).
