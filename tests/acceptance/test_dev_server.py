@@ -130,3 +130,32 @@ def test_under_chaos_every_workflow_still_finishes(tmp_path: Path) -> None:
         output = stop_server(process)
     assert results == expected
     assert "ended with -9" in output  # chaos did kill invocations
+
+
+def test_the_dev_example_runs_in_process_on_the_real_engine(tmp_path: Path) -> None:
+    pytest.importorskip("stateshift.workflows")
+    example = TESTS.parent / "examples" / "deploy" / "dev"
+    port = free_port()
+    environment = subprocess_env()
+    environment["PYTHONPATH"] += f":{example}"
+    command = [sys.executable, "-m", "stateshift", "dev", "app:app"]
+    command += ["--port", str(port), "--tick", "0.2"]
+    process = start_server(command, port, env=environment, cwd=tmp_path)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            started = client.post(
+                "/workflows/checkout/start",
+                json={"args": ["o-1"], "workflow_id": "o-1"},
+            )
+            assert started.status_code == 202, started.text
+            sent = client.post("/runs/o-1/events/approval", json={"payload": "yes"})
+            assert sent.status_code == 202
+            deadline = time.monotonic() + 10
+            body: dict[str, Any] = {}
+            while time.monotonic() < deadline and body.get("status") != "succeeded":
+                time.sleep(0.2)
+                body = client.get("/runs/o-1").json()
+    finally:
+        stop_server(process)
+    assert body["status"] == "succeeded", body
+    assert body["result"] == {"reservation": "reserved o-1", "decision": "yes"}

@@ -16,5 +16,5 @@ def reserve(order_id: str) -> str:
 def checkout(order_id: str) -> dict[str, str]:
     reservation = reserve(order_id)
     decision = ss.wait_for_event("approval", timeout=86_400)
-    ss.sleep(5)
+    ss.sleep(2)
     return {"reservation": reservation, "decision": str(decision)}
