@@ -10,6 +10,7 @@ only translate requests and responses. Errors are JSON objects
 
 from __future__ import annotations
 
+import functools
 import hmac
 import logging
 import re
@@ -78,11 +79,17 @@ class Route:
     summary: str
 
     def match(self, path: str) -> dict[str, str] | None:
-        pattern = "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.template) + "$"
-        found = re.match(pattern, path)
+        """The decoded path parameters if ``path`` fits the template."""
+        found = _pattern(self.template).match(path)
         if found is None:
             return None
         return {name: unquote(value) for name, value in found.groupdict().items()}
+
+
+@functools.lru_cache(maxsize=64)
+def _pattern(template: str) -> re.Pattern[str]:
+    # A parameter is one path segment: ids with "/" arrive encoded as %2F.
+    return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template) + "$")
 
 
 class HttpApi:
