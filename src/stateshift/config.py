@@ -79,6 +79,9 @@ class Settings:
     max_recoveries: int = 5
     """Takeovers after a worker crash before a workflow is declared dead."""
 
+    api_token: str = ""
+    """Bearer token the HTTP API requires for operations that change things."""
+
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Feature sections of ``stateshift.toml`` (``analyze``, ``residency``...)."""
 

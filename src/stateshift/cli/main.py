@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "stateshift.cli.residency",
     "stateshift.cli.shards",
     "stateshift.cli.demo",
+    "stateshift.cli.dev",
 )
 
 logger = logging.getLogger(__name__)
