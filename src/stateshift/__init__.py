@@ -7,6 +7,7 @@ only when the feature that needs them is used.
 
 from __future__ import annotations
 
+from stateshift.app import App
 from stateshift.errors import (
     CodecError,
     ConfigError,
@@ -38,10 +39,12 @@ from stateshift.errors import (
     WorkflowNotFound,
     WorkflowTimeout,
 )
+from stateshift.events import Message, Queue, RedisIdempotencyStore
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "App",
     "CodecError",
     "ConfigError",
     "ConflictError",
@@ -54,9 +57,12 @@ __all__ = [
     "IdempotencyKeyMismatch",
     "InvalidKey",
     "LeaseLost",
+    "Message",
     "NonDeterminismError",
     "PayloadTooLarge",
+    "Queue",
     "QueueError",
+    "RedisIdempotencyStore",
     "ResidencyViolation",
     "SchemaError",
     "StateshiftError",

@@ -15,6 +15,7 @@ from typing import Any
 
 from stateshift.codec import Codec, Keyring
 from stateshift.config import Settings, load_settings
+from stateshift.events.api import EventsMixin
 from stateshift.store import Store, open_store
 
 logger = logging.getLogger(__name__)
@@ -81,5 +82,5 @@ def _default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-class App(AppBase):
+class App(EventsMixin, AppBase):
     """A stateshift application: register steps, workflows and handlers on it."""

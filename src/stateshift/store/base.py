@@ -7,6 +7,8 @@ rows back as tuples. SQL is written once for both backends:
 * ``?`` is a parameter placeholder (PostgreSQL gets ``%s``);
 * ``{p}`` is the qualified table prefix (``"stateshift".`` on PostgreSQL,
   the configured ``table_prefix`` on both);
+* ``{prefix}`` is the bare ``table_prefix``, for names that cannot be
+  qualified by a schema (indexes);
 * ``{now}`` is the database clock in epoch seconds (a float).
 
 A query may have a dialect-specific variant named ``name@postgresql`` or
@@ -132,8 +134,10 @@ class Store(ABC):
         return translated
 
     def _translate(self, text: str) -> str:
-        expanded = text.replace("{p}", self.table_prefix_sql()).replace(
-            "{now}", self.now_sql()
+        expanded = (
+            text.replace("{p}", self.table_prefix_sql())
+            .replace("{prefix}", self.settings.table_prefix)
+            .replace("{now}", self.now_sql())
         )
         return self._placeholders(expanded)
 
