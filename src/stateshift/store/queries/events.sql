@@ -64,13 +64,15 @@ WHERE queue = ? AND status IN ('ready', 'in_flight') AND msg_key IS NOT NULL
 GROUP BY msg_key
 
 -- name: queue_candidates
-SELECT seq, id, msg_key FROM {p}queue_messages
+SELECT seq, id, msg_key, task, args, attempts, max_attempts
+FROM {p}queue_messages
 WHERE queue = ? AND status IN ('ready', 'in_flight') AND visible_at <= {now}
 ORDER BY priority DESC, seq
 LIMIT ?
 
 -- name: queue_candidates@postgresql
-SELECT seq, id, msg_key FROM {p}queue_messages
+SELECT seq, id, msg_key, task, args, attempts, max_attempts
+FROM {p}queue_messages
 WHERE queue = ? AND status IN ('ready', 'in_flight') AND visible_at <= {now}
 ORDER BY priority DESC, seq
 LIMIT ?
@@ -81,10 +83,6 @@ UPDATE {p}queue_messages
 SET status = 'in_flight', visible_at = {now} + ?, attempts = attempts + 1,
     lease_token = ?, lease_owner = ?, claimed_at = {now}
 WHERE id = ?
-
--- name: queue_claimed
-SELECT id, task, args, msg_key, attempts, max_attempts, lease_token
-FROM {p}queue_messages WHERE lease_token = ? ORDER BY priority DESC, seq
 
 -- name: queue_ack
 UPDATE {p}queue_messages
