@@ -19,7 +19,7 @@ from stateshift.unit import current_unit
 
 @pytest.fixture
 def app(store_config: dict[str, Any]) -> Iterator[ss.App]:
-    application = ss.App(**store_config)
+    application = ss.App(**store_config, pool_size=4)
     with application.store.transaction() as tx:
         tx.execute("CREATE TABLE {p}t_effects (k TEXT PRIMARY KEY, n INTEGER)")
     yield application

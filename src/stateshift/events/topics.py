@@ -302,12 +302,13 @@ def relay_outbox(
             if not batch:
                 break
             outcomes = sink.send([m for m, _ in batch])
-            sent += _record_deliveries(
+            delivered, given_up = _record_deliveries(
                 app, sink, batch, outcomes, max_attempts, retry_seconds
             )
-            if len(rows) < batch_size and not held:
-                break
-            if all(o is not None for o in outcomes):
+            sent += delivered
+            if given_up:
+                continue  # the keys it held back may move on now
+            if not delivered or (len(rows) < batch_size and not held):
                 break
     finally:
         with store.transaction() as tx:
@@ -343,7 +344,8 @@ def _record_deliveries(
     outcomes: list[BaseException | None],
     max_attempts: int,
     retry_seconds: float,
-) -> int:
+) -> tuple[int, int]:
+    """Record outcomes; return how many were delivered and given up on."""
     store = app.store
     q = store.queries("events")
     done, failed = [], []
@@ -372,7 +374,7 @@ def _record_deliveries(
             tx.executemany(q["outbox_delivered"], done)
         if failed:
             tx.executemany(q["outbox_failed"], failed)
-    return len(done)
+    return len(done), sum(1 for row in failed if row[2] == "dead")
 
 
 def prune_outbox(app: AppBase, older_than: Duration) -> int:

@@ -1,0 +1,150 @@
+"""Subscribers and the inbox: each message's effects happen once per consumer."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+import stateshift as ss
+from stateshift.events import Message
+from stateshift.unit import current_unit
+
+
+@pytest.fixture
+def app(store_config: dict[str, Any]) -> Iterator[ss.App]:
+    application = ss.App(**store_config, pool_size=4)
+    with application.store.transaction() as tx:
+        tx.execute("CREATE TABLE {p}t_effects (k TEXT PRIMARY KEY, n INTEGER)")
+    yield application
+    application.close()
+
+
+def bump(key: str) -> None:
+    unit = current_unit()
+    assert unit is not None
+
+    def write(tx: Any) -> None:
+        if not tx.execute("UPDATE {p}t_effects SET n = n + 1 WHERE k = ?", (key,)):
+            tx.execute("INSERT INTO {p}t_effects (k, n) VALUES (?, 1)", (key,))
+
+    unit.add(write)
+
+
+def effects(app: ss.App, key: str) -> int:
+    with app.store.read() as tx:
+        row = tx.fetchone("SELECT n FROM {p}t_effects WHERE k = ?", (key,))
+    return int(row[0]) if row else 0
+
+
+def message(n: int, payload: Any = None) -> Message:
+    body = {"n": n} if payload is None else payload
+    return Message(f"m{n}", "orders", None, json.dumps(body).encode())
+
+
+def test_each_group_handles_each_message_once(app: ss.App) -> None:
+    @app.subscribe("orders", group="billing")
+    def bill(order: dict[str, Any]) -> None:
+        bump("billing")
+
+    @app.subscribe("orders", group="shipping")
+    def ship(order: dict[str, Any], message: Message) -> None:
+        assert message.topic == "orders"
+        bump("shipping")
+
+    app.publish("orders", {"id": 1})
+    app.publish("elsewhere", {"id": 2})
+    assert app.relay_outbox() == 2
+    app.deliver(message(1))
+    app.deliver(message(1))
+    assert effects(app, "billing") == effects(app, "shipping") == 2
+
+
+def test_a_subscriber_publishes_in_the_same_commit_as_its_effects(
+    app: ss.App,
+) -> None:
+    got = []
+
+    @app.subscribe("orders")
+    def on_order(order: dict[str, Any]) -> None:
+        bump("orders")
+        app.publish("invoices", {"for": order["n"]})
+
+    @app.subscribe("invoices")
+    def on_invoice(invoice: dict[str, Any]) -> None:
+        got.append(invoice)
+
+    app.deliver(message(5))
+    app.deliver(message(5))
+    app.relay_outbox()
+    assert got == [{"for": 5}]
+
+
+def test_a_failing_subscriber_retries_then_gives_up_while_others_flow(
+    app: ss.App,
+) -> None:
+    @app.subscribe("orders", max_attempts=3)
+    def handle(order: dict[str, Any]) -> None:
+        bump("attempted")
+        if order["n"] == 13:
+            raise ValueError("poison")
+        bump("ok")
+
+    for attempt in range(3):
+        if attempt < 2:
+            with pytest.raises(ValueError):
+                app.deliver(message(13))
+        else:
+            app.deliver(message(13))  # the last failure dead-letters it
+        app.deliver(message(attempt))
+    app.deliver(message(13))
+    assert effects(app, "ok") == 3
+    assert effects(app, "attempted") == 3, "failed attempts rolled back"
+    with app.store.read() as tx:
+        row = tx.fetchone(
+            "SELECT status, attempts, last_error FROM {p}inbox WHERE message_id = ?",
+            ("m13",),
+        )
+    assert row == ("dead", 3, "ValueError: poison")
+
+
+def test_thousand_messages_delivered_three_times_have_effects_once(
+    app: ss.App,
+) -> None:
+    """Each message arrives at once (racing), during and after."""
+    release, blocked = threading.Event(), []
+
+    @app.subscribe("orders")
+    def handle(order: dict[str, Any]) -> None:
+        if order["n"] == 0 and not blocked:
+            blocked.append(1)
+            release.wait(10)  # a slow first delivery, duplicated meanwhile
+        bump(f"k{order['n'] % 20}")
+
+    messages = [message(n) for n in range(1000)]
+    with ThreadPoolExecutor(4) as pool:
+        slow = pool.submit(app.deliver, messages[0])
+        while not blocked:
+            threading.Event().wait(0.01)
+        list(pool.map(app.deliver, [m for m in messages[1:] for _ in range(2)]))
+        app.deliver(messages[0])  # during the slow one
+        release.set()
+        slow.result(10)
+        list(pool.map(app.deliver, messages))  # after
+    assert sum(effects(app, f"k{i}") for i in range(20)) == 1000
+
+
+def test_a_message_id_reused_for_another_payload_changes_nothing(
+    app: ss.App,
+) -> None:
+    @app.subscribe("orders")
+    def handle(order: dict[str, Any]) -> None:
+        bump(str(order["n"]))
+
+    app.deliver(message(1))
+    app.deliver(message(1, {"n": 99}))
+    assert effects(app, "1") == 1 and effects(app, "99") == 0
