@@ -319,3 +319,13 @@ def test_records_can_live_in_redis(app: ss.App) -> None:
         for name in client.scan_iter(match=prefix + "*"):
             client.delete(name)
         client.close()
+
+
+def test_expired_records_can_be_purged(app: ss.App) -> None:
+    @app.idempotent(key="id", ttl=0)
+    def handler(event: dict[str, Any]) -> int:
+        return 1
+
+    handler({"id": "a"})
+    time.sleep(0.01)
+    assert app.purge_idempotency() == 1

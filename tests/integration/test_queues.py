@@ -330,3 +330,18 @@ def test_declaring_a_queue_twice_with_other_options_fails(app: ss.App) -> None:
         app.queue("q", concurrency=3)
     with pytest.raises(ValueError):
         app.queue("bad", concurrency=0)
+
+
+def test_done_messages_can_be_pruned(app: ss.App) -> None:
+    q = app.queue("q")
+
+    @q.task
+    def task() -> None:
+        pass
+
+    q.enqueue(task, dedup_id="once")
+    q.work(5)
+    assert app.prune_queues(older_than=3600) == 0
+    time.sleep(0.01)  # the database clock has millisecond steps
+    assert app.prune_queues(older_than=0) == 1
+    assert q.counts() == {}

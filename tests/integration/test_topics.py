@@ -148,3 +148,27 @@ def test_a_message_id_reused_for_another_payload_changes_nothing(
     app.deliver(message(1))
     app.deliver(message(1, {"n": 99}))
     assert effects(app, "1") == 1 and effects(app, "99") == 0
+
+
+def test_async_adapters_publish_relay_and_run_queues(app: ss.App) -> None:
+    import asyncio
+
+    got = []
+
+    @app.subscribe("orders")
+    async def on_order(order: dict[str, Any]) -> None:
+        got.append(order)
+
+    q = app.queue("q")
+
+    @q.task
+    def task() -> None:
+        bump("task")
+
+    async def main() -> tuple[int, int]:
+        await app.publish_async("orders", {"n": 1})
+        q.enqueue(task)
+        return await app.relay_outbox_async(), await app.run_queues_async(5)
+
+    assert asyncio.run(main()) == (1, 1)
+    assert got == [{"n": 1}] and effects(app, "task") == 1

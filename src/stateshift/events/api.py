@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Collection
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
@@ -173,3 +174,50 @@ class EventsMixin:
     def prune_outbox(self, older_than: Duration) -> int:
         """Delete outbox messages older than ``older_than``; return how many."""
         return topics.prune_outbox(self._app(), older_than)
+
+    def prune_queues(self, older_than: Duration) -> int:
+        """Delete ``done`` messages finished longer ago than ``older_than``.
+
+        A pruned message's ``dedup_id`` can be used again.
+        """
+        seconds = to_seconds(older_than, name="older_than")
+        store = self._app().store
+        with store.transaction() as tx:
+            return tx.execute(store.queries("events")["queue_prune"], (seconds,))
+
+    def purge_idempotency(self) -> int:
+        """Delete expired idempotency records from the store; return how many."""
+        store = self._app().store
+        with store.transaction() as tx:
+            return tx.execute(store.queries("events")["idempotency_purge"])
+
+    # --- async adapters: the sync core in a worker thread -------------------
+
+    async def publish_async(
+        self,
+        topic: str,
+        payload: Any,
+        *,
+        key: str | None = None,
+        message_id: str | None = None,
+    ) -> str:
+        """:meth:`publish` without blocking the event loop (joins the unit)."""
+        return await asyncio.to_thread(
+            self.publish, topic, payload, key=key, message_id=message_id
+        )
+
+    async def run_queues_async(self, budget: Duration = 10.0) -> int:
+        """:meth:`run_queues` without blocking the event loop."""
+        return await asyncio.to_thread(self.run_queues, budget)
+
+    async def relay_outbox_async(
+        self,
+        sink: topics.Sink | None = None,
+        *,
+        budget: Duration = 10.0,
+        batch_size: int = 100,
+    ) -> int:
+        """:meth:`relay_outbox` without blocking the event loop."""
+        return await asyncio.to_thread(
+            self.relay_outbox, sink, budget=budget, batch_size=batch_size
+        )

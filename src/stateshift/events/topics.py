@@ -19,6 +19,7 @@ from __future__ import annotations
 import inspect
 import logging
 import time
+import typing
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -60,6 +61,7 @@ class Subscription:
     fn: Callable[..., Any]
     max_attempts: int
     wants_message: bool
+    payload_hint: Any = None
 
     @property
     def consumer(self) -> str:
@@ -127,13 +129,25 @@ def subscribe(
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
         wants = "message" in inspect.signature(fn).parameters
-        subscription = Subscription(topic, group, fn, max_attempts, wants)
+        subscription = Subscription(
+            topic, group, fn, max_attempts, wants, _first_parameter_hint(fn)
+        )
         registry = registry_of(app)
         with registry.lock:
             registry.subscriptions.setdefault(topic, []).append(subscription)
         return fn
 
     return register
+
+
+def _first_parameter_hint(fn: Callable[..., Any]) -> Any:
+    """The annotation of the handler's first parameter: the payload's type."""
+    try:
+        hints = typing.get_type_hints(fn)
+        first = next(iter(inspect.signature(fn).parameters))
+    except Exception:
+        return None
+    return hints.get(first)
 
 
 # --- consuming through the inbox ------------------------------------------
@@ -175,6 +189,7 @@ def _deliver_one(app: AppBase, subscription: Subscription, message: Message) -> 
     try:
         payload = app.codec.decode(
             message.payload,
+            type_hint=subscription.payload_hint,
             what=f"message {message.message_id} of topic {message.topic!r}",
             aad=message.message_id.encode(),
         )
