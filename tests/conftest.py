@@ -98,3 +98,14 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
         if name.startswith("STATESHIFT_") and name != "STATESHIFT_TEST_POSTGRES":
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
+
+
+SRC_PATH = str(Path(__file__).resolve().parent.parent / "src")
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """Environment for a child Python process that imports this checkout."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([SRC_PATH, str(Path(SRC_PATH).parent)])
+    env.update(extra)
+    return env

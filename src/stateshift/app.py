@@ -17,6 +17,7 @@ from stateshift.codec import Codec, Keyring
 from stateshift.config import Settings, load_settings
 from stateshift.events.api import EventsMixin
 from stateshift.store import Store, open_store
+from stateshift.workflows.api import WorkflowsMixin
 
 logger = logging.getLogger(__name__)
 
@@ -82,5 +83,5 @@ def _default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-class App(EventsMixin, AppBase):
+class App(WorkflowsMixin, EventsMixin, AppBase):
     """A stateshift application: register steps, workflows and handlers on it."""

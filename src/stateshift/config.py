@@ -73,6 +73,9 @@ class Settings:
     worker_id: str = ""
     """Stable id of this worker, so it reclaims its own leases after a restart."""
 
+    max_recoveries: int = 5
+    """Takeovers after a worker crash before a workflow is declared dead."""
+
     idempotency_in_progress_seconds: float = 300.0
     """Expiry of an in-progress idempotency record when the platform gives none."""
 
@@ -91,6 +94,8 @@ class Settings:
                 f"{self.store!r} is not a store URL; use sqlite:///path.db or "
                 "postgresql://user@host:5432/dbname",
             )
+        if self.max_recoveries < 0:
+            raise ConfigError("max_recoveries", "must be zero or a positive integer")
         for name in ("max_value_bytes", "pool_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(name, "must be a positive integer")

@@ -23,6 +23,7 @@ the ids needed to find the thing that went wrong, and says what to do::
     │   ├── WorkflowCancelled          the workflow was cancelled
     │   ├── NonDeterminismError        replay found a different step than history
     │   ├── LeaseLost                  another worker took the workflow over
+    │   ├── StepError                  a replayed step error whose type is unknown here
     │   ├── StepTimeout                one attempt of a step ran past its timeout
     │   ├── WorkflowTimeout            the workflow ran past its overall timeout
     │   └── EventTimeout               an awaited event did not arrive in time
@@ -57,6 +58,7 @@ __all__ = [
     "ResidencyViolation",
     "SchemaError",
     "StateshiftError",
+    "StepError",
     "StepTimeout",
     "StoreError",
     "StoreIntegrityError",
@@ -246,6 +248,24 @@ class LeaseLost(WorkflowError):
     """This worker's claim on a workflow was taken over; its writes are fenced out."""
 
     retryable = True
+
+
+class StepError(WorkflowError):
+    """A recorded step error whose type could not be rebuilt on replay.
+
+    Replay raises the recorded exception type when it is a built-in or an
+    exception class already imported in this process; otherwise this
+    stands in for it, with the same message.
+
+    Attributes:
+        error_type: qualified name of the original exception type.
+        error_message: its message.
+    """
+
+    def __init__(self, workflow_id: str, error_type: str, error_message: str) -> None:
+        super().__init__(workflow_id, error_message)
+        self.error_type = error_type
+        self.error_message = error_message
 
 
 class StepTimeout(WorkflowError):

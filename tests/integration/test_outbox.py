@@ -25,7 +25,10 @@ def app(store_config: dict[str, Any]) -> Iterator[ss.App]:
 class RecordingSink:
     """A sink that fails on chosen message payloads."""
 
-    def __init__(self, name: str = "recording", fail: set[Any] | None = None) -> None:
+    def __init__(
+        self, app: ss.App, name: str = "recording", fail: set[Any] | None = None
+    ) -> None:
+        self.app = app
         self.name = name
         self.fail = fail or set()
         self.sent: list[tuple[str | None, Any]] = []
@@ -34,9 +37,9 @@ class RecordingSink:
         from stateshift.events import send_each
 
         def one(message: Message) -> None:
-            import json
-
-            value = json.loads(message.payload)
+            value = self.app.codec.decode(
+                message.payload, aad=message.message_id.encode()
+            )
             if value in self.fail:
                 raise ConnectionError(f"broker refused {value}")
             self.sent.append((message.key, value))
@@ -47,7 +50,7 @@ class RecordingSink:
 def test_a_message_published_in_a_unit_leaves_only_if_the_unit_commits(
     app: ss.App,
 ) -> None:
-    sink = RecordingSink()
+    sink = RecordingSink(app)
     rolled_back = Unit(app.store)
     with unit_scope(rolled_back):
         app.publish("orders", "never")
@@ -60,18 +63,18 @@ def test_a_message_published_in_a_unit_leaves_only_if_the_unit_commits(
 
 
 def test_published_messages_are_relayed_once_in_order(app: ss.App) -> None:
-    sink = RecordingSink()
+    sink = RecordingSink(app)
     ids = [app.publish("t", n, key=f"k{n % 3}") for n in range(30)]
     assert len(set(ids)) == 30
     assert app.relay_outbox(sink, batch_size=7) == 30
     assert [v for _, v in sink.sent] == list(range(30))
     assert app.relay_outbox(sink) == 0
-    other = RecordingSink("another-sink")
+    other = RecordingSink(app, "another-sink")
     assert app.relay_outbox(other) == 30, "each sink gets every message"
 
 
 def test_a_failing_message_holds_back_its_key_only(app: ss.App) -> None:
-    sink = RecordingSink(fail={1})
+    sink = RecordingSink(app, fail={1})
     for n in range(6):
         app.publish("t", n, key="even" if n % 2 == 0 else "odd")
     assert relay_outbox(app, sink, retry_delay=0) == 3
@@ -84,7 +87,7 @@ def test_a_failing_message_holds_back_its_key_only(app: ss.App) -> None:
 def test_a_message_the_sink_always_refuses_is_given_up_after_max_attempts(
     app: ss.App,
 ) -> None:
-    sink = RecordingSink(fail={"poison"})
+    sink = RecordingSink(app, fail={"poison"})
     app.publish("t", "poison", key="k")
     app.publish("t", "after", key="k")
     for _ in range(3):
@@ -106,14 +109,14 @@ def test_a_second_relay_waits_for_the_first_ones_lease(app: ss.App) -> None:
             "INSERT INTO {p}relay_leases (sink, owner, expires_at) "
             "VALUES ('recording', 'someone-else', {now} + 60)"
         )
-    sink = RecordingSink()
+    sink = RecordingSink(app)
     assert app.relay_outbox(sink) == 0
     assert sink.sent == []
 
 
 def test_old_outbox_messages_can_be_pruned(app: ss.App) -> None:
     app.publish("t", 1)
-    app.relay_outbox(RecordingSink())
+    app.relay_outbox(RecordingSink(app))
     assert app.prune_outbox(older_than=3600) == 0
     time.sleep(0.01)  # the database clock has millisecond steps
     assert app.prune_outbox(older_than=0) == 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -41,9 +40,12 @@ def effects(app: ss.App, key: str) -> int:
     return int(row[0]) if row else 0
 
 
-def message(n: int, payload: Any = None) -> Message:
+def message(app: ss.App, n: int, payload: Any = None) -> Message:
+    """A message as a broker would hand it over."""
     body = {"n": n} if payload is None else payload
-    return Message(f"m{n}", "orders", None, json.dumps(body).encode())
+    message_id = f"m{n}"
+    encoded = app.codec.encode(body, what="test message", aad=message_id.encode())
+    return Message(message_id, "orders", None, encoded)
 
 
 def test_each_group_handles_each_message_once(app: ss.App) -> None:
@@ -59,8 +61,8 @@ def test_each_group_handles_each_message_once(app: ss.App) -> None:
     app.publish("orders", {"id": 1})
     app.publish("elsewhere", {"id": 2})
     assert app.relay_outbox() == 2
-    app.deliver(message(1))
-    app.deliver(message(1))
+    app.deliver(message(app, 1))
+    app.deliver(message(app, 1))
     assert effects(app, "billing") == effects(app, "shipping") == 2
 
 
@@ -78,8 +80,8 @@ def test_a_subscriber_publishes_in_the_same_commit_as_its_effects(
     def on_invoice(invoice: dict[str, Any]) -> None:
         got.append(invoice)
 
-    app.deliver(message(5))
-    app.deliver(message(5))
+    app.deliver(message(app, 5))
+    app.deliver(message(app, 5))
     app.relay_outbox()
     assert got == [{"for": 5}]
 
@@ -97,11 +99,11 @@ def test_a_failing_subscriber_retries_then_gives_up_while_others_flow(
     for attempt in range(3):
         if attempt < 2:
             with pytest.raises(ValueError):
-                app.deliver(message(13))
+                app.deliver(message(app, 13))
         else:
-            app.deliver(message(13))  # the last failure dead-letters it
-        app.deliver(message(attempt))
-    app.deliver(message(13))
+            app.deliver(message(app, 13))  # the last failure dead-letters it
+        app.deliver(message(app, attempt))
+    app.deliver(message(app, 13))
     assert effects(app, "ok") == 3
     assert effects(app, "attempted") == 3, "failed attempts rolled back"
     with app.store.read() as tx:
@@ -125,7 +127,7 @@ def test_thousand_messages_delivered_three_times_have_effects_once(
             release.wait(10)  # a slow first delivery, duplicated meanwhile
         bump(f"k{order['n'] % 20}")
 
-    messages = [message(n) for n in range(1000)]
+    messages = [message(app, n) for n in range(1000)]
     with ThreadPoolExecutor(4) as pool:
         slow = pool.submit(app.deliver, messages[0])
         while not blocked:
@@ -145,8 +147,8 @@ def test_a_message_id_reused_for_another_payload_changes_nothing(
     def handle(order: dict[str, Any]) -> None:
         bump(str(order["n"]))
 
-    app.deliver(message(1))
-    app.deliver(message(1, {"n": 99}))
+    app.deliver(message(app, 1))
+    app.deliver(message(app, 1, {"n": 99}))
     assert effects(app, "1") == 1 and effects(app, "99") == 0
 
 

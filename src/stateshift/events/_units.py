@@ -9,7 +9,6 @@ duplicate) rolls the user's writes back before they are even replayed.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,6 +25,8 @@ class Rejected(Exception):
 def call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """Call ``fn``; a coroutine function runs to completion on a fresh loop."""
     if inspect.iscoroutinefunction(fn):
+        import asyncio  # only async users pay for it
+
         return asyncio.run(fn(*args, **kwargs))
     return fn(*args, **kwargs)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Collection
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
@@ -202,12 +201,16 @@ class EventsMixin:
         message_id: str | None = None,
     ) -> str:
         """:meth:`publish` without blocking the event loop (joins the unit)."""
+        import asyncio
+
         return await asyncio.to_thread(
             self.publish, topic, payload, key=key, message_id=message_id
         )
 
     async def run_queues_async(self, budget: Duration = 10.0) -> int:
         """:meth:`run_queues` without blocking the event loop."""
+        import asyncio
+
         return await asyncio.to_thread(self.run_queues, budget)
 
     async def relay_outbox_async(
@@ -218,6 +221,8 @@ class EventsMixin:
         batch_size: int = 100,
     ) -> int:
         """:meth:`relay_outbox` without blocking the event loop."""
+        import asyncio
+
         return await asyncio.to_thread(
             self.relay_outbox, sink, budget=budget, batch_size=batch_size
         )

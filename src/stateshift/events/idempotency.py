@@ -29,7 +29,6 @@ instead of being reported as a duplicate of itself.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import functools
 import inspect
@@ -428,6 +427,8 @@ class IdempotentFunction:
 
     async def call_async(self, *args: Any, **kwargs: Any) -> Any:
         """The same protocol for a coroutine function; never blocks the loop."""
+        import asyncio
+
         call = self.prepare(args, kwargs)
         stored = await asyncio.to_thread(
             self.holder.begin, call.key, call.digest, call.owner, call.expiry

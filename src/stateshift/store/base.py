@@ -7,9 +7,9 @@ rows back as tuples. SQL is written once for both backends:
 * ``?`` is a parameter placeholder (PostgreSQL gets ``%s``);
 * ``{p}`` is the qualified table prefix (``"stateshift".`` on PostgreSQL,
   the configured ``table_prefix`` on both);
-* ``{prefix}`` is the bare ``table_prefix``, for names that cannot be
-  qualified by a schema (indexes);
-* ``{now}`` is the database clock in epoch seconds (a float).
+* ``{now}`` is the database clock in epoch seconds (a float);
+* ``{prefix}`` is the bare table prefix, for index names (which PostgreSQL
+  places in their table's schema and must not qualify).
 
 A query may have a dialect-specific variant named ``name@postgresql`` or
 ``name@sqlite`` in the same file; it replaces the portable one there.
@@ -136,8 +136,8 @@ class Store(ABC):
     def _translate(self, text: str) -> str:
         expanded = (
             text.replace("{p}", self.table_prefix_sql())
-            .replace("{prefix}", self.settings.table_prefix)
             .replace("{now}", self.now_sql())
+            .replace("{prefix}", self.settings.table_prefix)
         )
         return self._placeholders(expanded)
 

@@ -9,6 +9,7 @@ that must agree across machines (leases) come from the database clock.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PasswordProvider = Callable[[], str]
+
+# A pooled connection idle longer than this is pinged before use.
+IDLE_CHECK_SECONDS = 5.0
 
 
 def _import_driver() -> Any:
@@ -117,13 +121,19 @@ class PostgresStore(Store):
                 "prepare_threshold": None,
                 "connect_timeout": max(1, int(settings.connect_timeout_seconds)),
             },
-            # A pooled connection may have died while a serverless instance
-            # was frozen: check it before handing it out.
-            check=psycopg_pool.ConnectionPool.check_connection,
+            check=self._check_connection,
             open=False,
             name="stateshift",
         )
         self._opened = False
+
+    def _check_connection(self, connection: psycopg.Connection[Any]) -> None:
+        # A pooled connection may have died while a serverless instance was
+        # frozen. Pinging costs a round trip, so only connections that sat
+        # idle for a while are checked: a busy worker pays nothing.
+        last_used = getattr(connection, "_stateshift_last_used", 0.0)
+        if time.monotonic() - last_used > IDLE_CHECK_SECONDS:
+            self._pool.check_connection(connection)
 
     def _open(self) -> None:
         if not self._opened:
@@ -139,6 +149,7 @@ class PostgresStore(Store):
                     if not write:
                         connection.execute("SET TRANSACTION READ ONLY")
                     yield PostgresTx(self, connection)
+                connection._stateshift_last_used = time.monotonic()
 
     def _placeholders(self, text: str) -> str:
         return text.replace("%", "%%").replace("?", "%s")

@@ -77,10 +77,10 @@ def path_from_url(url: str) -> Path:
     return Path(raw)
 
 
-def filesystem_type(path: Path) -> str | None:
+def filesystem_type(path: Path, mounts_file: str = "/proc/mounts") -> str | None:
     """The type of the file system holding ``path``, from /proc/mounts."""
     try:
-        mounts = Path("/proc/mounts").read_text().splitlines()
+        mounts = Path(mounts_file).read_text().splitlines()
     except OSError:
         return None
     target = os.path.realpath(path.parent if not path.exists() else path)

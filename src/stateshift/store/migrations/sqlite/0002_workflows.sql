@@ -1,0 +1,62 @@
+-- Durable workflows: one row per workflow, its checkpoints, its queued events.
+-- due_at is on the app clock (timers); lease_expires_at on the database clock.
+CREATE TABLE {p}workflows (
+    workflow_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    input BLOB NOT NULL,
+    input_hash TEXT NOT NULL,
+    status TEXT NOT NULL,
+    app_version TEXT NOT NULL,
+    parent_id TEXT,
+    notify_parent INTEGER NOT NULL DEFAULT 0,
+    epoch INTEGER NOT NULL DEFAULT 0,
+    lease_owner TEXT,
+    lease_expires_at DOUBLE PRECISION,
+    due_at DOUBLE PRECISION,
+    deadline_at DOUBLE PRECISION,
+    waiting_for TEXT,
+    wait_event TEXT,
+    wait_count INTEGER NOT NULL DEFAULT 0,
+    recoveries INTEGER NOT NULL DEFAULT 0,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    result BLOB,
+    error_type TEXT,
+    error_message TEXT,
+    error_traceback TEXT,
+    created_at DOUBLE PRECISION NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL,
+    finished_at DOUBLE PRECISION
+);
+CREATE INDEX {prefix}workflows_due ON {p}workflows (due_at) WHERE due_at IS NOT NULL;
+CREATE INDEX {prefix}workflows_lease ON {p}workflows (lease_expires_at)
+    WHERE lease_expires_at IS NOT NULL;
+CREATE INDEX {prefix}workflows_parent ON {p}workflows (parent_id)
+    WHERE parent_id IS NOT NULL;
+CREATE TABLE {p}workflow_steps (
+    workflow_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    output BLOB,
+    error_type TEXT,
+    error_message TEXT,
+    error_traceback TEXT,
+    started_at DOUBLE PRECISION,
+    finished_at DOUBLE PRECISION,
+    PRIMARY KEY (workflow_id, seq)
+);
+CREATE TABLE {p}workflow_events (
+    position INTEGER PRIMARY KEY AUTOINCREMENT,
+    workflow_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    event_id TEXT,
+    payload BLOB NOT NULL,
+    consumed_seq INTEGER,
+    created_at DOUBLE PRECISION NOT NULL
+);
+CREATE UNIQUE INDEX {prefix}workflow_events_id ON {p}workflow_events
+    (workflow_id, event_id) WHERE event_id IS NOT NULL;
+CREATE INDEX {prefix}workflow_events_queue ON {p}workflow_events
+    (workflow_id, name, position) WHERE consumed_seq IS NULL;

@@ -1,0 +1,220 @@
+-- Named queries of the workflow engine. Every write to a claimed workflow
+-- carries the claim's epoch (the fence): zero rows changed means LeaseLost.
+
+-- name: insert
+INSERT INTO {p}workflows (workflow_id, name, input, input_hash, status,
+    app_version, parent_id, epoch, lease_owner, lease_expires_at, due_at,
+    deadline_at, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, {now} + ?, ?, ?, ?, ?)
+ON CONFLICT (workflow_id) DO NOTHING;
+
+-- name: identity
+SELECT name, input_hash, status FROM {p}workflows WHERE workflow_id = ?;
+
+-- name: claim_due
+UPDATE {p}workflows SET status = 'running', epoch = epoch + 1, lease_owner = ?,
+    lease_expires_at = {now} + ?, due_at = NULL, updated_at = ?
+WHERE workflow_id = (
+    SELECT workflow_id FROM {p}workflows
+    WHERE due_at <= ? AND (app_version = ? OR app_version = '' OR ? = '')
+    ORDER BY due_at LIMIT 1
+)
+RETURNING workflow_id, name, input, epoch, recoveries, cancel_requested,
+    parent_id, deadline_at;
+
+-- name: claim_due@postgresql
+UPDATE {p}workflows SET status = 'running', epoch = epoch + 1, lease_owner = ?,
+    lease_expires_at = {now} + ?, due_at = NULL, updated_at = ?
+WHERE workflow_id = (
+    SELECT workflow_id FROM {p}workflows
+    WHERE due_at <= ? AND (app_version = ? OR app_version = '' OR ? = '')
+    ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED
+)
+RETURNING workflow_id, name, input, epoch, recoveries, cancel_requested,
+    parent_id, deadline_at;
+
+-- name: claim_expired
+UPDATE {p}workflows SET status = 'running', epoch = epoch + 1, lease_owner = ?,
+    lease_expires_at = {now} + ?, due_at = NULL, updated_at = ?,
+    recoveries = recoveries + 1
+WHERE workflow_id = (
+    SELECT workflow_id FROM {p}workflows
+    WHERE lease_expires_at < {now}
+        AND (app_version = ? OR app_version = '' OR ? = '')
+    ORDER BY lease_expires_at LIMIT 1
+)
+RETURNING workflow_id, name, input, epoch, recoveries, cancel_requested,
+    parent_id, deadline_at;
+
+-- name: claim_expired@postgresql
+UPDATE {p}workflows SET status = 'running', epoch = epoch + 1, lease_owner = ?,
+    lease_expires_at = {now} + ?, due_at = NULL, updated_at = ?,
+    recoveries = recoveries + 1
+WHERE workflow_id = (
+    SELECT workflow_id FROM {p}workflows
+    WHERE lease_expires_at < {now}
+        AND (app_version = ? OR app_version = '' OR ? = '')
+    ORDER BY lease_expires_at LIMIT 1 FOR UPDATE SKIP LOCKED
+)
+RETURNING workflow_id, name, input, epoch, recoveries, cancel_requested,
+    parent_id, deadline_at;
+
+-- name: claim_own
+UPDATE {p}workflows SET status = 'running', epoch = epoch + 1,
+    lease_expires_at = {now} + ?, due_at = NULL, updated_at = ?,
+    recoveries = recoveries + 1
+WHERE workflow_id = (
+    SELECT workflow_id FROM {p}workflows
+    WHERE lease_expires_at IS NOT NULL AND lease_owner = ?
+        AND (app_version = ? OR app_version = '' OR ? = '')
+    LIMIT 1
+)
+RETURNING workflow_id, name, input, epoch, recoveries, cancel_requested,
+    parent_id, deadline_at;
+
+-- name: claim_own@postgresql
+UPDATE {p}workflows SET status = 'running', epoch = epoch + 1,
+    lease_expires_at = {now} + ?, due_at = NULL, updated_at = ?,
+    recoveries = recoveries + 1
+WHERE workflow_id = (
+    SELECT workflow_id FROM {p}workflows
+    WHERE lease_expires_at IS NOT NULL AND lease_owner = ?
+        AND (app_version = ? OR app_version = '' OR ? = '')
+    LIMIT 1 FOR UPDATE SKIP LOCKED
+)
+RETURNING workflow_id, name, input, epoch, recoveries, cancel_requested,
+    parent_id, deadline_at;
+
+-- name: claim_id
+UPDATE {p}workflows SET status = 'running', epoch = epoch + 1, lease_owner = ?,
+    lease_expires_at = {now} + ?, due_at = NULL, updated_at = ?,
+    recoveries = recoveries + CASE WHEN status = 'running' THEN 1 ELSE 0 END
+WHERE workflow_id = ? AND (due_at <= ? OR lease_expires_at < {now})
+    AND (app_version = ? OR app_version = '' OR ? = '')
+RETURNING workflow_id, name, input, epoch, recoveries, cancel_requested,
+    parent_id, deadline_at;
+
+-- name: history
+SELECT seq, kind, name, status, attempts, output, error_type, error_message,
+    error_traceback
+FROM {p}workflow_steps WHERE workflow_id = ? ORDER BY seq;
+
+-- name: fence
+UPDATE {p}workflows SET lease_expires_at = {now} + ?, updated_at = ?
+WHERE workflow_id = ? AND epoch = ?
+RETURNING cancel_requested;
+
+-- name: save_step
+INSERT INTO {p}workflow_steps (workflow_id, seq, kind, name, status, attempts,
+    output, error_type, error_message, error_traceback, started_at, finished_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (workflow_id, seq) DO UPDATE SET status = excluded.status,
+    attempts = excluded.attempts, output = excluded.output,
+    error_type = excluded.error_type, error_message = excluded.error_message,
+    error_traceback = excluded.error_traceback,
+    finished_at = excluded.finished_at;
+
+-- name: suspend
+UPDATE {p}workflows SET status = 'waiting',
+    due_at = CASE WHEN cancel_requested = 1 THEN ? ELSE ? END,
+    waiting_for = ?, wait_event = ?, wait_count = ?, lease_owner = NULL,
+    lease_expires_at = NULL, updated_at = ?
+WHERE workflow_id = ? AND epoch = ?;
+
+-- name: release
+UPDATE {p}workflows SET status = 'pending', due_at = ?, lease_owner = NULL,
+    lease_expires_at = NULL, updated_at = ?
+WHERE workflow_id = ? AND epoch = ?;
+
+-- name: finish
+UPDATE {p}workflows SET status = ?, result = ?, error_type = ?,
+    error_message = ?, error_traceback = ?, due_at = NULL, lease_owner = NULL,
+    lease_expires_at = NULL, waiting_for = NULL, wait_event = NULL,
+    wait_count = 0, updated_at = ?, finished_at = ?
+WHERE workflow_id = ? AND epoch = ?
+RETURNING notify_parent;
+
+-- name: park
+UPDATE {p}workflows SET status = ?, error_type = ?, error_message = ?,
+    error_traceback = ?, due_at = NULL, lease_owner = NULL,
+    lease_expires_at = NULL, updated_at = ?
+WHERE workflow_id = ? AND epoch = ?;
+
+-- name: lock
+SELECT status FROM {p}workflows WHERE workflow_id = ?;
+
+-- name: lock@postgresql
+SELECT status FROM {p}workflows WHERE workflow_id = ? FOR UPDATE;
+
+-- name: notify_parent
+UPDATE {p}workflows SET wait_count = wait_count - 1,
+    due_at = CASE WHEN wait_count <= 1 THEN ? ELSE due_at END
+WHERE workflow_id = ? AND status = 'waiting' AND wait_count > 0;
+
+-- name: clear_notify
+UPDATE {p}workflows SET notify_parent = 0
+WHERE parent_id = ? AND notify_parent = 1;
+
+-- name: next_event
+SELECT position, payload FROM {p}workflow_events
+WHERE workflow_id = ? AND name = ? AND consumed_seq IS NULL
+ORDER BY position LIMIT 1;
+
+-- name: consume_event
+UPDATE {p}workflow_events SET consumed_seq = ? WHERE position = ?;
+
+-- name: insert_event
+INSERT INTO {p}workflow_events (workflow_id, name, event_id, payload, created_at)
+VALUES (?, ?, ?, ?, ?)
+ON CONFLICT DO NOTHING;
+
+-- name: wake_for_event
+UPDATE {p}workflows SET due_at = ?
+WHERE workflow_id = ? AND status = 'waiting' AND wait_event = ?;
+
+-- name: request_cancel
+UPDATE {p}workflows SET cancel_requested = 1,
+    due_at = CASE WHEN status IN ('pending', 'waiting') THEN ? ELSE due_at END
+WHERE workflow_id = ? AND status IN ('pending', 'running', 'waiting');
+
+-- name: children
+SELECT workflow_id FROM {p}workflows
+WHERE parent_id = ? AND status IN ('pending', 'running', 'waiting');
+
+-- name: revive
+UPDATE {p}workflows SET status = 'pending', due_at = ?, recoveries = 0,
+    epoch = epoch + 1, lease_owner = NULL, lease_expires_at = NULL,
+    error_type = NULL, error_message = NULL, error_traceback = NULL,
+    updated_at = ?
+WHERE workflow_id = ? AND status IN ('dead', 'blocked', 'compensation_failed');
+
+-- name: status
+SELECT workflow_id, name, status, result, error_type, error_message,
+    error_traceback, waiting_for, created_at, updated_at, finished_at,
+    app_version, parent_id, recoveries, due_at
+FROM {p}workflows WHERE workflow_id = ?;
+
+-- name: steps
+SELECT seq, kind, name, status, attempts, started_at, finished_at, error_type,
+    error_message, error_traceback
+FROM {p}workflow_steps WHERE workflow_id = ? ORDER BY seq;
+
+-- name: next_wake
+SELECT MIN(due_at) FROM {p}workflows WHERE due_at IS NOT NULL;
+
+-- name: cancel_parked
+UPDATE {p}workflows SET status = 'cancelled', cancel_requested = 1,
+    epoch = epoch + 1, due_at = NULL, updated_at = ?, finished_at = ?
+WHERE workflow_id = ? AND status IN ('dead', 'blocked', 'compensation_failed')
+RETURNING notify_parent, parent_id;
+
+-- name: children_of
+SELECT workflow_id, status, result, error_type, error_message
+FROM {p}workflows WHERE parent_id = ?;
+
+-- name: outcome
+SELECT workflow_id, status, result, error_type, error_message
+FROM {p}workflows WHERE workflow_id = ?;
+
+-- name: mark_notify
+UPDATE {p}workflows SET notify_parent = 1 WHERE workflow_id = ?;

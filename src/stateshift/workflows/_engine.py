@@ -1,0 +1,634 @@
+"""The engine's transactions: every row the workflow engine reads or writes.
+
+Each method is one short transaction built from the named queries in
+``store/queries/workflows.sql``. Writes for a claimed workflow carry its
+epoch; when the fence finds another epoch the claim was taken over, and the
+method raises the :class:`~stateshift.workflows._signals.Fenced` signal.
+Lock order on PostgreSQL is always parent row before child rows, so a
+parent suspending on its children and a child finishing cannot deadlock.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from stateshift.errors import LeaseLost, StoreError, WorkflowNotFound
+from stateshift.store.base import Store, Tx
+from stateshift.unit import Unit
+from stateshift.workflows._context import Record, WorkflowContext
+from stateshift.workflows._signals import Fenced, Signal
+from stateshift.workflows.status import EventDelivery
+
+if TYPE_CHECKING:
+    from stateshift.workflows.api import WorkflowsMixin
+
+logger = logging.getLogger(__name__)
+
+FINISHED = frozenset({"succeeded", "failed", "cancelled"})
+ErrorRow = tuple[str | None, str | None, str | None]
+NO_ERROR: ErrorRow = (None, None, None)
+
+
+@dataclass
+class Claim:
+    """A workflow claimed by this worker, with its history."""
+
+    workflow_id: str
+    name: str
+    input: bytes
+    epoch: int
+    recoveries: int
+    cancel_requested: bool
+    parent_id: str | None
+    deadline_at: float | None
+    history: list[Record]
+
+
+@dataclass(frozen=True)
+class ChildOutcome:
+    """How a child workflow ended, as recorded in its parent's history."""
+
+    workflow_id: str
+    status: str
+    result: bytes | None
+    error_type: str | None
+    error_message: str | None
+
+    def to_value(self) -> list[Any]:
+        encoded = None if self.result is None else base64.b64encode(self.result)
+        return [
+            self.workflow_id,
+            self.status,
+            None if encoded is None else encoded.decode("ascii"),
+            self.error_type,
+            self.error_message,
+        ]
+
+    @classmethod
+    def from_value(cls, value: list[Any]) -> ChildOutcome:
+        workflow_id, status, result, error_type, error_message = value
+        raw = None if result is None else base64.b64decode(result)
+        return cls(workflow_id, status, raw, error_type, error_message)
+
+
+class Engine:
+    """Durable operations of the workflow engine for one app."""
+
+    def __init__(self, app: WorkflowsMixin) -> None:
+        self.app = app
+        self._queries: dict[str, str] = {}
+        self._queries_of: Store | None = None
+        self.own_leases_reclaimed = False
+
+    # --- plumbing ---------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        return self.app.store
+
+    @property
+    def q(self) -> dict[str, str]:
+        store = self.store
+        if self._queries_of is not store:
+            self._queries = store.queries("workflows")
+            self._queries_of = store
+        return self._queries
+
+    def clock(self) -> float:
+        return float(self.app.clock())
+
+    def _version(self) -> tuple[str, str]:
+        version = self.app.settings.app_version
+        return version, version
+
+    def _fenced(self, ctx: WorkflowContext) -> Signal:
+        error = LeaseLost(
+            ctx.workflow_id,
+            f"worker {self.app.worker_id!r} lost its claim on workflow "
+            f"{ctx.workflow_id!r} (epoch {ctx.epoch}): another worker took it "
+            "over, so this worker's write was refused",
+        )
+        return ctx.stop(Fenced(error))
+
+    def _fence(self, tx: Tx, ctx: WorkflowContext) -> None:
+        row = tx.fetchone(
+            self.q["fence"],
+            (self.app.settings.lease_seconds, self.clock(), ctx.workflow_id, ctx.epoch),
+        )
+        if row is None:
+            raise self._fenced(ctx)
+        ctx.cancel_requested = ctx.cancel_requested or bool(row[0])
+
+    def _flush(self, tx: Tx, ctx: WorkflowContext) -> None:
+        # Records buffered since the last checkpoint (times, ids, child
+        # starts) ride along with the next write instead of a commit each.
+        if ctx.pending_children:
+            tx.executemany(self.q["insert"], ctx.pending_children)
+        if ctx.pending_records:
+            tx.executemany(self.q["save_step"], ctx.pending_records)
+
+    @staticmethod
+    def _flushed(ctx: WorkflowContext) -> None:
+        ctx.pending_children.clear()
+        ctx.pending_records.clear()
+
+    def step_row(
+        self,
+        ctx: WorkflowContext,
+        seq: int,
+        kind: str,
+        name: str,
+        status: str,
+        attempts: int,
+        output: bytes | None,
+        error: ErrorRow = NO_ERROR,
+        started_at: float | None = None,
+    ) -> tuple[Any, ...]:
+        """A row for ``save_step``."""
+        return (
+            ctx.workflow_id,
+            seq,
+            kind,
+            name,
+            status,
+            attempts,
+            output,
+            *error,
+            started_at,
+            time.time(),
+        )
+
+    def _suspend(
+        self,
+        tx: Tx,
+        ctx: WorkflowContext,
+        due_at: float | None,
+        waiting_for: str,
+        *,
+        wait_event: str | None = None,
+        wait_count: int = 0,
+    ) -> None:
+        now = self.clock()
+        if ctx.deadline_at is not None:
+            due_at = ctx.deadline_at if due_at is None else min(due_at, ctx.deadline_at)
+        changed = tx.execute(
+            self.q["suspend"],
+            (
+                now,
+                due_at,
+                waiting_for,
+                wait_event,
+                wait_count,
+                now,
+                ctx.workflow_id,
+                ctx.epoch,
+            ),
+        )
+        if changed != 1:
+            raise self._fenced(ctx)
+
+    # --- starting ---------------------------------------------------------
+
+    def insert_row(
+        self,
+        workflow_id: str,
+        name: str,
+        data: bytes,
+        digest: str,
+        *,
+        leased: bool,
+        parent_id: str | None = None,
+        timeout_seconds: float | None = None,
+    ) -> tuple[Any, ...]:
+        """A row for the ``insert`` query."""
+        now = self.clock()
+        deadline = None if timeout_seconds is None else now + timeout_seconds
+        return (
+            workflow_id,
+            name,
+            data,
+            digest,
+            "running" if leased else "pending",
+            self.app.settings.app_version,
+            parent_id,
+            1 if leased else 0,
+            self.app.worker_id if leased else None,
+            self.app.settings.lease_seconds if leased else None,
+            None if leased else now,
+            deadline,
+            now,
+            now,
+        )
+
+    def insert(self, row: tuple[Any, ...]) -> tuple[str, str, str] | None:
+        """Insert a workflow; ``None`` if new, else the existing identity."""
+        with self.store.transaction() as tx:
+            if tx.execute(self.q["insert"], row) == 1:
+                return None
+            found = tx.fetchone(self.q["identity"], (row[0],))
+        assert found is not None
+        return str(found[0]), str(found[1]), str(found[2])
+
+    # --- claiming ---------------------------------------------------------
+
+    def claim_next(self) -> Claim | None:
+        """Claim one due workflow (own leases first, then expired, then due)."""
+        while True:
+            found, claim = self._claim_once()
+            if claim is not None or not found:
+                return claim
+
+    def _claim_once(self) -> tuple[bool, Claim | None]:
+        settings = self.app.settings
+        worker, lease = self.app.worker_id, settings.lease_seconds
+        now = self.clock()
+        with self.store.transaction() as tx:
+            row = None
+            if not self.own_leases_reclaimed:
+                # A restarted worker with a stable id takes its leases back at
+                # once instead of waiting for them to expire.
+                row = tx.fetchone(
+                    self.q["claim_own"], (lease, now, worker, *self._version())
+                )
+                if row is None:
+                    self.own_leases_reclaimed = True
+            if row is None:
+                row = tx.fetchone(
+                    self.q["claim_expired"], (worker, lease, now, *self._version())
+                )
+            if row is None:
+                row = tx.fetchone(
+                    self.q["claim_due"], (worker, lease, now, now, *self._version())
+                )
+            if row is None:
+                return False, None
+            return True, self._claimed(tx, row)
+
+    def claim_id(self, workflow_id: str) -> Claim | None:
+        """Claim one workflow by id, if it is due or its lease expired."""
+        settings = self.app.settings
+        now = self.clock()
+        with self.store.transaction() as tx:
+            row = tx.fetchone(
+                self.q["claim_id"],
+                (
+                    self.app.worker_id,
+                    settings.lease_seconds,
+                    now,
+                    workflow_id,
+                    now,
+                    *self._version(),
+                ),
+            )
+            if row is None:
+                return None
+            return self._claimed(tx, row)
+
+    def _claimed(self, tx: Tx, row: Sequence[Any]) -> Claim | None:
+        """Build the claim and read its history; ``None`` if it just died."""
+        claim = Claim(
+            workflow_id=str(row[0]),
+            name=str(row[1]),
+            input=bytes(row[2]),
+            epoch=int(row[3]),
+            recoveries=int(row[4]),
+            cancel_requested=bool(row[5]),
+            parent_id=row[6],
+            deadline_at=row[7],
+            history=[],
+        )
+        if claim.recoveries > self.app.settings.max_recoveries:
+            message = (
+                f"workflow {claim.workflow_id!r} was taken over from a crashed "
+                f"worker {claim.recoveries} times (max_recoveries is "
+                f"{self.app.settings.max_recoveries}); fix the crash, then "
+                "app.resume() it"
+            )
+            tx.execute(
+                self.q["park"],
+                (
+                    "dead",
+                    "stateshift.Dead",
+                    message,
+                    None,
+                    self.clock(),
+                    claim.workflow_id,
+                    claim.epoch,
+                ),
+            )
+            logger.error(
+                "workflow %s is dead after %d recoveries",
+                claim.workflow_id,
+                claim.recoveries,
+                extra={"event": "workflow.dead", "workflow_id": claim.workflow_id},
+            )
+            return None
+        claim.history = [
+            Record(
+                int(r[0]),
+                str(r[1]),
+                str(r[2]),
+                str(r[3]),
+                int(r[4]),
+                None if r[5] is None else bytes(r[5]),
+                r[6],
+                r[7],
+                r[8],
+            )
+            for r in tx.fetchall(self.q["history"], (claim.workflow_id,))
+        ]
+        return claim
+
+    def release(self, workflow_id: str, epoch: int, due_at: float) -> None:
+        """Hand a claimed workflow back as pending, due at ``due_at``."""
+        with self.store.transaction() as tx:
+            tx.execute(self.q["release"], (due_at, self.clock(), workflow_id, epoch))
+
+    def next_wake_at(self) -> float | None:
+        """The earliest due time of any workflow, if one is set."""
+        with self.store.read() as tx:
+            row = tx.fetchone(self.q["next_wake"])
+        return None if row is None or row[0] is None else float(row[0])
+
+    # --- checkpoints ------------------------------------------------------
+
+    def commit_step(
+        self,
+        ctx: WorkflowContext,
+        seq: int,
+        name: str,
+        attempt: int,
+        output: bytes,
+        unit: Unit,
+        started_at: float,
+    ) -> None:
+        """The hot path: fence, checkpoint and the step's writes, one commit."""
+        store = self.store
+        if unit.store is not None and unit.store is not store:
+            raise StoreError(
+                f"step {name!r} wrote to another store than its workflow's; "
+                "state changed by a step must live in the workflow's store"
+            )
+        q = self.q
+        with store.transaction() as tx:
+            self._fence(tx, ctx)
+            if ctx.pending_children or ctx.pending_records:
+                self._flush(tx, ctx)
+            tx.execute(
+                q["save_step"],
+                (
+                    ctx.workflow_id,
+                    seq,
+                    "step",
+                    name,
+                    "ok",
+                    attempt,
+                    output,
+                    None,
+                    None,
+                    None,
+                    started_at,
+                    time.time(),
+                ),
+            )
+            if unit.operations:
+                unit.apply(tx)
+        self._flushed(ctx)
+        unit.committed()
+
+    def record(self, ctx: WorkflowContext, row: tuple[Any, ...]) -> None:
+        """Write one checkpoint now (with whatever is buffered)."""
+        with self.store.transaction() as tx:
+            self._fence(tx, ctx)
+            self._flush(tx, ctx)
+            tx.execute(self.q["save_step"], row)
+        self._flushed(ctx)
+
+    def suspend(
+        self,
+        ctx: WorkflowContext,
+        due_at: float | None,
+        waiting_for: str,
+        row: tuple[Any, ...] | None = None,
+    ) -> None:
+        """Record ``row`` (if any) and leave the workflow waiting."""
+        with self.store.transaction() as tx:
+            self._suspend(tx, ctx, due_at, waiting_for)
+            self._flush(tx, ctx)
+            if row is not None:
+                tx.execute(self.q["save_step"], row)
+        self._flushed(ctx)
+
+    # --- events -----------------------------------------------------------
+
+    def wait_event(
+        self,
+        ctx: WorkflowContext,
+        seq: int,
+        name: str,
+        deadline_at: float | None,
+        deadline_output: bytes,
+    ) -> tuple[str, bytes | None]:
+        """Take the oldest queued event, or time out, or start waiting.
+
+        The choice is made in one transaction holding the workflow row, so an
+        event arriving just as the timeout fires is either consumed here or
+        stays queued for a later wait; it is never lost nor used twice.
+        """
+        q = self.q
+        with self.store.transaction() as tx:
+            self._fence(tx, ctx)
+            self._flush(tx, ctx)
+            event = tx.fetchone(q["next_event"], (ctx.workflow_id, name))
+            if event is not None:
+                payload = bytes(event[1])
+                tx.execute(q["consume_event"], (seq, event[0]))
+                tx.execute(
+                    q["save_step"],
+                    self.step_row(ctx, seq, "event", name, "ok", 1, payload),
+                )
+                outcome: tuple[str, bytes | None] = ("event", payload)
+            elif deadline_at is not None and self.clock() >= deadline_at:
+                tx.execute(
+                    q["save_step"],
+                    self.step_row(ctx, seq, "event", name, "timeout", 1, None),
+                )
+                outcome = ("timeout", None)
+            else:
+                tx.execute(
+                    q["save_step"],
+                    self.step_row(
+                        ctx, seq, "event", name, "waiting", 0, deadline_output
+                    ),
+                )
+                self._suspend(tx, ctx, deadline_at, f"event {name!r}", wait_event=name)
+                outcome = ("waiting", None)
+        self._flushed(ctx)
+        return outcome
+
+    def send_event(
+        self, workflow_id: str, name: str, data: bytes, event_id: str | None
+    ) -> EventDelivery:
+        """Queue an event and wake the workflow if it waits for that name."""
+        q = self.q
+        now = self.clock()
+        with self.store.transaction() as tx:
+            row = tx.fetchone(q["lock"], (workflow_id,))
+            if row is None:
+                raise WorkflowNotFound(workflow_id)
+            if row[0] in FINISHED:
+                return EventDelivery(False, "finished")
+            if tx.execute(q["insert_event"], (workflow_id, name, event_id, data, now)):
+                tx.execute(q["wake_for_event"], (now, workflow_id, name))
+                return EventDelivery(True, "queued")
+        return EventDelivery(False, "duplicate")
+
+    # --- children ---------------------------------------------------------
+
+    def wait_children(
+        self,
+        ctx: WorkflowContext,
+        seq: int,
+        name: str,
+        child_ids: Sequence[str],
+        needed: int,
+    ) -> list[ChildOutcome] | None:
+        """Record the outcomes if ``needed`` children ended, else suspend.
+
+        A child's finishing transaction decrements the parent's counter and
+        makes it due only when the counter reaches zero, so a parent of many
+        children is not replayed once per child.
+        """
+        q = self.q
+        with self.store.transaction() as tx:
+            self._fence(tx, ctx)
+            self._flush(tx, ctx)
+            ended = self._ended_children(tx, ctx.workflow_id, child_ids)
+            if len(ended) >= needed:
+                outcomes = [ended[c] for c in child_ids if c in ended]
+                data = self.app.codec.encode(
+                    [o.to_value() for o in outcomes], what="outcomes of children"
+                )
+                tx.execute(
+                    q["save_step"],
+                    self.step_row(ctx, seq, "wait", name, "ok", 1, data),
+                )
+                tx.execute(q["clear_notify"], (ctx.workflow_id,))
+                result: list[ChildOutcome] | None = outcomes
+            else:
+                running = [(c,) for c in dict.fromkeys(child_ids) if c not in ended]
+                tx.executemany(q["mark_notify"], running)
+                count = needed - len(ended)
+                self._suspend(
+                    tx,
+                    ctx,
+                    None,
+                    f"{count} of {len(child_ids)} child workflow(s)",
+                    wait_count=count,
+                )
+                result = None
+        self._flushed(ctx)
+        return result
+
+    def _ended_children(
+        self, tx: Tx, parent_id: str, child_ids: Sequence[str]
+    ) -> dict[str, ChildOutcome]:
+        wanted = set(child_ids)
+        rows = {r[0]: r for r in tx.fetchall(self.q["children_of"], (parent_id,))}
+        for child_id in wanted - rows.keys():
+            found = tx.fetchone(self.q["outcome"], (child_id,))
+            if found is not None:
+                rows[child_id] = found
+        return {
+            str(r[0]): ChildOutcome(
+                str(r[0]), str(r[1]), None if r[2] is None else bytes(r[2]), r[3], r[4]
+            )
+            for cid, r in rows.items()
+            if cid in wanted and r[1] in FINISHED
+        }
+
+    # --- ending -----------------------------------------------------------
+
+    def finish(
+        self,
+        ctx: WorkflowContext,
+        status: str,
+        result: bytes | None,
+        error: ErrorRow = NO_ERROR,
+    ) -> None:
+        """End the workflow, and count it off its waiting parent."""
+        q = self.q
+        now = self.clock()
+        with self.store.transaction() as tx:
+            if ctx.parent_id is not None:
+                tx.fetchone(q["lock"], (ctx.parent_id,))
+            self._flush(tx, ctx)
+            row = tx.fetchone(
+                q["finish"],
+                (status, result, *error, now, now, ctx.workflow_id, ctx.epoch),
+            )
+            if row is None:
+                raise self._fenced(ctx)
+            if row[0] and ctx.parent_id is not None:
+                tx.execute(q["notify_parent"], (now, ctx.parent_id))
+        self._flushed(ctx)
+
+    def park(self, ctx: WorkflowContext, status: str, error: ErrorRow) -> None:
+        """Leave the workflow blocked (or dead) until ``app.resume``."""
+        with self.store.transaction() as tx:
+            self._flush(tx, ctx)
+            changed = tx.execute(
+                self.q["park"],
+                (status, *error, self.clock(), ctx.workflow_id, ctx.epoch),
+            )
+            if changed != 1:
+                raise self._fenced(ctx)
+        self._flushed(ctx)
+
+    # --- control ----------------------------------------------------------
+
+    def cancel(self, workflow_id: str) -> bool:
+        """Ask a workflow and its unfinished descendants to stop."""
+        q = self.q
+        now = self.clock()
+        with self.store.transaction() as tx:
+            row = tx.fetchone(q["lock"], (workflow_id,))
+            if row is None:
+                raise WorkflowNotFound(workflow_id)
+            if row[0] in FINISHED:
+                return False
+            todo = [workflow_id]
+            while todo:
+                current = todo.pop()
+                tx.execute(q["request_cancel"], (now, current))
+                parked = tx.fetchone(q["cancel_parked"], (now, now, current))
+                if parked is not None and parked[0] and parked[1] is not None:
+                    tx.execute(q["notify_parent"], (now, parked[1]))
+                todo.extend(str(r[0]) for r in tx.fetchall(q["children"], (current,)))
+        return True
+
+    def revive(self, workflow_id: str) -> bool:
+        """Make a dead, blocked or compensation-failed workflow due again."""
+        now = self.clock()
+        with self.store.transaction() as tx:
+            if tx.execute(self.q["revive"], (now, now, workflow_id)) == 1:
+                return True
+            if tx.fetchone(self.q["lock"], (workflow_id,)) is None:
+                raise WorkflowNotFound(workflow_id)
+        return False
+
+    def read_status(
+        self, workflow_id: str
+    ) -> tuple[Sequence[Any], list[Sequence[Any]]]:
+        """The workflow row and its checkpoints, from one snapshot."""
+        with self.store.read() as tx:
+            row = tx.fetchone(self.q["status"], (workflow_id,))
+            if row is None:
+                raise WorkflowNotFound(workflow_id)
+            steps = tx.fetchall(self.q["steps"], (workflow_id,))
+        return row, list(steps)

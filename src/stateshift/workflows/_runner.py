@@ -1,0 +1,229 @@
+"""Running workflows: one invocation of one workflow, and loops over due work.
+
+An invocation replays the workflow function from the top against its
+history and keeps going live until it finishes, waits, runs out of budget
+or loses its claim. Then it settles the outcome in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from stateshift.errors import CodecError, WorkflowCancelled
+from stateshift.workflows._context import (
+    Invocation,
+    WorkflowContext,
+    _step,
+    _workflow,
+    enter_thread,
+    leave_thread,
+)
+from stateshift.workflows._engine import Claim
+from stateshift.workflows._registry import WorkflowDef
+from stateshift.workflows._signals import (
+    Blocking,
+    Cancelling,
+    Fenced,
+    Released,
+    Signal,
+    Suspended,
+)
+from stateshift.workflows._steps import error_row
+from stateshift.workflows.status import IdleSummary
+
+if TYPE_CHECKING:
+    from stateshift.workflows.api import WorkflowsMixin
+
+logger = logging.getLogger(__name__)
+
+UNKNOWN_WORKFLOW_RETRY_SECONDS = 60.0
+"""When a worker claims a workflow it has no code for, it hands it back due
+this much later, for a worker that has the code."""
+
+NEARLY_SPENT_FRACTION = 0.05
+"""``tick`` claims nothing new once less than this part of its budget is left."""
+
+FINISHED = "finished"
+SUSPENDED = "suspended"
+RELEASED = "released"
+LEASE_LOST = "lease_lost"
+BLOCKED = "blocked"
+
+
+def _call(definition: WorkflowDef, args: list[Any], kwargs: dict[str, Any]) -> Any:
+    if not definition.is_async:
+        return definition.fn(*args, **kwargs)
+    import asyncio
+
+    async def drive() -> tuple[bool, Any]:
+        # Signals are BaseExceptions; carry them out of the event loop as
+        # values so asyncio does not treat them as fatal.
+        try:
+            return True, await definition.fn(*args, **kwargs)
+        except BaseException as exc:
+            return False, exc
+
+    ok, value = asyncio.run(drive())
+    if ok:
+        return value
+    raise value
+
+
+def execute(
+    ctx: WorkflowContext, args: list[Any], kwargs: dict[str, Any]
+) -> tuple[str, BaseException | None]:
+    """Run one invocation of ``ctx``'s workflow and settle how it ended."""
+    definition = ctx.definition
+    token = _workflow.set(ctx)
+    # A workflow run from inside a step (a test, a script) is not that step.
+    step_token = _step.set(None)
+    enter_thread()
+    outcome: Any
+    try:
+        try:
+            value = _call(definition, args, kwargs)
+            outcome = ctx.signal if ctx.signal is not None else ("value", value)
+        finally:
+            _step.reset(step_token)
+            _workflow.reset(token)
+            leave_thread()
+    except Signal as signal:
+        outcome = ctx.signal or signal
+    except Exception as exc:
+        # Code that caught a signal and raised something else still ends by
+        # the signal.
+        outcome = ctx.signal or exc
+    try:
+        return _settle(ctx, outcome), None
+    except Fenced as fenced:
+        _log(ctx, logging.WARNING, "workflow.lease_lost", "lost its claim", fenced)
+        return LEASE_LOST, fenced.error
+
+
+def _settle(ctx: WorkflowContext, outcome: Any) -> str:
+    engine = ctx.engine
+    if isinstance(outcome, Fenced):
+        raise outcome
+    if isinstance(outcome, Suspended):
+        _log(ctx, logging.DEBUG, "workflow.suspended", "is waiting")
+        return SUSPENDED
+    if isinstance(outcome, Released):
+        engine.release(ctx.workflow_id, ctx.epoch, engine.clock())
+        _log(ctx, logging.DEBUG, "workflow.released", "was handed back")
+        return RELEASED
+    if isinstance(outcome, Cancelling):
+        error = WorkflowCancelled(
+            ctx.workflow_id, f"workflow {ctx.workflow_id!r} was cancelled"
+        )
+        engine.finish(ctx, "cancelled", None, error_row(error))
+        _log(ctx, logging.INFO, "workflow.cancelled", "was cancelled")
+        return FINISHED
+    if isinstance(outcome, Blocking):
+        engine.park(ctx, "blocked", error_row(outcome.error))
+        _log(ctx, logging.ERROR, "workflow.blocked", "is blocked", outcome.error)
+        return BLOCKED
+    if isinstance(outcome, BaseException):
+        engine.finish(ctx, "failed", None, error_row(outcome))
+        _log(ctx, logging.WARNING, "workflow.failed", "failed", outcome)
+        return FINISHED
+    try:
+        data = engine.app.codec.encode(
+            outcome[1], what=f"result of workflow {ctx.definition.name!r}"
+        )
+    except CodecError as exc:
+        engine.finish(ctx, "failed", None, error_row(exc))
+        _log(ctx, logging.WARNING, "workflow.failed", "failed", exc)
+        return FINISHED
+    engine.finish(ctx, "succeeded", data)
+    _log(ctx, logging.INFO, "workflow.succeeded", "succeeded")
+    return FINISHED
+
+
+def _log(
+    ctx: WorkflowContext,
+    level: int,
+    event: str,
+    what: str,
+    error: BaseException | None = None,
+) -> None:
+    if not logger.isEnabledFor(level):
+        return
+    detail = f": {type(error).__name__}: {error}" if error is not None else ""
+    logger.log(
+        level,
+        "workflow %s (%s) %s%s",
+        ctx.workflow_id,
+        ctx.definition.name,
+        what,
+        detail,
+        extra={"event": event, "workflow_id": ctx.workflow_id, "step": None},
+    )
+
+
+def run_claim(
+    app: WorkflowsMixin, claim: Claim, invocation: Invocation
+) -> tuple[str, BaseException | None]:
+    """Run one claimed workflow in ``invocation``."""
+    engine = app._workflow_engine
+    definition = app._workflow_definitions.get(claim.name)
+    if definition is None:
+        logger.warning(
+            "workflow %s runs %r, which this worker does not have; handing it back",
+            claim.workflow_id,
+            claim.name,
+            extra={"event": "workflow.unknown", "workflow_id": claim.workflow_id},
+        )
+        engine.release(
+            claim.workflow_id,
+            claim.epoch,
+            engine.clock() + UNKNOWN_WORKFLOW_RETRY_SECONDS,
+        )
+        return RELEASED, None
+    ctx = WorkflowContext(
+        engine,
+        definition,
+        claim.workflow_id,
+        claim.epoch,
+        claim.history,
+        cancel_requested=claim.cancel_requested,
+        deadline_at=claim.deadline_at,
+        parent_id=claim.parent_id,
+        invocation=invocation,
+    )
+    args, kwargs = definition.decode_input(app.codec, claim.input)
+    return execute(ctx, args, kwargs)
+
+
+def run_due(app: WorkflowsMixin, budget_seconds: float | None) -> IdleSummary:
+    """Run due workflows until none is due (or the budget is nearly spent)."""
+    engine = app._workflow_engine
+    invocation = Invocation(budget_seconds)
+    reserve = 0.0 if budget_seconds is None else budget_seconds * NEARLY_SPENT_FRACTION
+    counts: Counter[str] = Counter()
+    exhausted = False
+    while True:
+        remaining = invocation.remaining()
+        if remaining is not None and remaining <= reserve:
+            exhausted = True
+            break
+        claim = engine.claim_next()
+        if claim is None:
+            break
+        outcome, _ = run_claim(app, claim, invocation)
+        counts[outcome] += 1
+        if outcome == RELEASED and budget_seconds is not None:
+            # Its next step cannot finish in what is left: stop here rather
+            # than claim it again and again.
+            exhausted = True
+            break
+    return IdleSummary(
+        ran=sum(counts.values()),
+        finished=counts[FINISHED],
+        suspended=counts[SUSPENDED] + counts[BLOCKED],
+        released=counts[RELEASED],
+        lease_lost=counts[LEASE_LOST],
+        next_wake_at=engine.next_wake_at(),
+        budget_exhausted=exhausted,
+    )

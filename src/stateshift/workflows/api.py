@@ -1,0 +1,425 @@
+"""The workflow methods of :class:`stateshift.App`.
+
+Register with ``@app.step`` and ``@app.workflow``; start with ``app.start``
+or ``app.run``; drive due work with ``app.run_until_idle`` or ``app.tick``;
+look with ``app.status``; steer with ``send_event``, ``cancel`` and
+``resume``. Methods ending in ``_async`` run the same call off the event
+loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+from stateshift._durations import Duration, optional_seconds
+from stateshift.codec import Codec
+from stateshift.config import Settings
+from stateshift.errors import WorkflowConflict
+from stateshift.store import Store
+from stateshift.workflows._context import Invocation, WorkflowContext
+from stateshift.workflows._engine import Engine
+from stateshift.workflows._registry import (
+    DEFINITION_ATTRIBUTE,
+    StepDef,
+    WorkflowDef,
+    definition_of,
+)
+from stateshift.workflows._runner import execute, run_claim, run_due
+from stateshift.workflows._steps import make_step
+from stateshift.workflows.clock import Clock, system_clock
+from stateshift.workflows.handle import WorkflowHandle
+from stateshift.workflows.retry import RetryPolicy
+from stateshift.workflows.status import (
+    ErrorInfo,
+    EventDelivery,
+    IdleSummary,
+    StepInfo,
+    WorkflowInfo,
+    WorkflowStatus,
+)
+
+logger = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class WorkflowsMixin:
+    """Durable workflows and steps, as methods of the app."""
+
+    if TYPE_CHECKING:
+        settings: Settings
+        worker_id: str
+        codec: Codec
+
+        @property
+        def store(self) -> Store: ...
+
+    def __init__(
+        self,
+        *args: Any,
+        clock: Clock | None = None,
+        default_retry: RetryPolicy | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Take the workflow options, pass the rest on to the other parts.
+
+        Args:
+            clock: what timers read (epoch seconds); tests pass a
+                :class:`~stateshift.workflows.clock.ManualClock`.
+            default_retry: the retry policy of steps that name none.
+        """
+        super().__init__(*args, **kwargs)
+        self.clock: Clock = clock or system_clock
+        """What timers read; leases use the database clock instead."""
+        self.default_retry: RetryPolicy = default_retry or RetryPolicy()
+        """The retry policy of steps registered without one."""
+        self._workflow_definitions: dict[str, WorkflowDef] = {}
+        self._workflow_engine = Engine(self)
+
+    # --- registration -----------------------------------------------------
+
+    def step(
+        self,
+        *,
+        name: str | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: Duration | None = None,
+    ) -> Callable[[Callable[P, R]], Callable[P, R]]:
+        """Make a function a step: checkpointed, retried, run at most once
+        per success.
+
+        Args:
+            name: the name in history (default: the function's qualified name).
+            retry: the retry policy (default: ``app.default_retry``).
+            timeout: the limit of one attempt. A synchronous step then runs in
+                a thread; a late result is abandoned, never recorded.
+        """
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise TypeError("retry must be a stateshift.RetryPolicy")
+        timeout_seconds = optional_seconds(timeout, name="timeout")
+        if timeout_seconds == 0:
+            raise ValueError("a step timeout must be more than zero")
+
+        def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+            if not callable(fn):
+                raise TypeError("@app.step() decorates a function")
+            definition = StepDef(name or _short_name(fn), fn, retry, timeout_seconds)
+            return make_step(definition)
+
+        return decorate
+
+    def workflow(
+        self, *, name: str | None = None, timeout: Duration | None = None
+    ) -> Callable[[Callable[P, R]], Callable[P, R]]:
+        """Make a function a durable workflow.
+
+        Args:
+            name: the stored name (default: ``module.qualname``); keep it
+                stable while workflows of it are running.
+            timeout: the overall limit, from start to end, on the app clock.
+        """
+        timeout_seconds = optional_seconds(timeout, name="timeout")
+
+        def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+            if not callable(fn):
+                raise TypeError("@app.workflow() decorates a function")
+            stored = name or f"{fn.__module__}.{_short_name(fn)}"
+            if stored in self._workflow_definitions:
+                raise ValueError(f"a workflow named {stored!r} is already registered")
+            definition = WorkflowDef(stored, fn, timeout_seconds)
+            self._workflow_definitions[stored] = definition
+            setattr(fn, DEFINITION_ATTRIBUTE, definition)
+            return fn
+
+        return decorate
+
+    # --- starting ---------------------------------------------------------
+
+    def start(
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        workflow_id: str | None = None,
+        **kwargs: Any,
+    ) -> WorkflowHandle[Any]:
+        """Start a workflow (one durable insert) and return its handle at once.
+
+        Reusing ``workflow_id`` with the same function and input returns the
+        existing workflow's handle.
+
+        Raises:
+            WorkflowConflict: the id belongs to another function or input.
+        """
+        definition, row = self._prepare(fn, args, kwargs, workflow_id, leased=False)
+        existing = self._workflow_engine.insert(row)
+        if existing is not None:
+            self._check_same(row, existing)
+        return WorkflowHandle(self, row[0], definition)
+
+    def run(
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        workflow_id: str | None = None,
+        **kwargs: Any,
+    ) -> WorkflowHandle[Any]:
+        """Start a workflow and run it here until it ends or waits.
+
+        Raises:
+            WorkflowConflict: the id belongs to another function or input.
+            LeaseLost: another worker took the workflow over meanwhile.
+        """
+        definition, row = self._prepare(fn, args, kwargs, workflow_id, leased=True)
+        engine = self._workflow_engine
+        existing = engine.insert(row)
+        error: BaseException | None = None
+        if existing is None:
+            ctx = WorkflowContext(
+                engine,
+                definition,
+                row[0],
+                1,
+                [],
+                cancel_requested=False,
+                deadline_at=row[11],
+                parent_id=None,
+                invocation=Invocation(),
+            )
+            args_, kwargs_ = definition.decode_input(self.codec, row[2])
+            _, error = execute(ctx, args_, kwargs_)
+        else:
+            self._check_same(row, existing)
+            claim = engine.claim_id(row[0])
+            if claim is not None:
+                _, error = run_claim(self, claim, Invocation())
+        if error is not None:
+            raise error
+        return WorkflowHandle(self, row[0], definition)
+
+    def _prepare(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        workflow_id: str | None,
+        *,
+        leased: bool,
+    ) -> tuple[WorkflowDef, tuple[Any, ...]]:
+        definition = self.definition_of(fn)
+        if workflow_id is None:
+            workflow_id = uuid.uuid4().hex
+        elif not isinstance(workflow_id, str) or not workflow_id:
+            raise ValueError("workflow_id must be a non-empty string")
+        elif len(workflow_id) > 200:
+            raise ValueError("workflow_id must be at most 200 characters")
+        data, digest = definition.encode_input(self.codec, args, kwargs)
+        row = self._workflow_engine.insert_row(
+            workflow_id,
+            definition.name,
+            data,
+            digest,
+            leased=leased,
+            timeout_seconds=definition.timeout_seconds,
+        )
+        return definition, row
+
+    def definition_of(self, fn: Callable[..., Any]) -> WorkflowDef:
+        """This app's definition of a workflow function.
+
+        Raises:
+            TypeError: ``fn`` is not a workflow registered on this app.
+        """
+        name = definition_of(fn).name
+        definition = self._workflow_definitions.get(name)
+        if definition is None:
+            raise TypeError(
+                f"workflow {name!r} is not registered on this app: decorate it "
+                "with this app's @app.workflow()"
+            )
+        return definition
+
+    @staticmethod
+    def _check_same(row: tuple[Any, ...], existing: tuple[str, str, str]) -> None:
+        name, digest, _ = existing
+        if name != row[1] or digest != row[3]:
+            what = "function" if name != row[1] else "input"
+            raise WorkflowConflict(
+                row[0],
+                f"workflow id {row[0]!r} is already used by a workflow with another "
+                f"{what} ({name!r}); pick a new id, or start it with the same "
+                "function and input to get its handle",
+            )
+
+    # --- running due work -------------------------------------------------
+
+    def run_until_idle(self) -> IdleSummary:
+        """Run every due workflow, including what becomes due meanwhile.
+
+        Never sleeps: returns as soon as nothing is due, telling when the
+        next timer is (``next_wake_at``, on the app clock).
+        """
+        return run_due(self, None)
+
+    def tick(self, budget: Duration) -> IdleSummary:
+        """Run due work within ``budget``; starts no step that cannot fit.
+
+        Claims nothing new once the budget is nearly spent; a workflow whose
+        next step would not fit is handed back, due at once, for the next
+        invocation.
+        """
+        seconds = optional_seconds(budget, name="budget")
+        assert seconds is not None
+        return run_due(self, seconds)
+
+    # --- looking and steering --------------------------------------------
+
+    def handle(self, workflow_id: str) -> WorkflowHandle[Any]:
+        """A handle on an existing workflow (not checked until used)."""
+        return WorkflowHandle(self, workflow_id)
+
+    def status(self, workflow_id: str) -> WorkflowInfo:
+        """A snapshot of a workflow.
+
+        Raises:
+            WorkflowNotFound: no workflow has this id.
+        """
+        row, steps = self._workflow_engine.read_status(workflow_id)
+        definition = self._workflow_definitions.get(row[1])
+        result = None
+        if row[3] is not None:
+            result = self.codec.decode(
+                bytes(row[3]),
+                type_hint=definition.return_hint if definition else None,
+                what=f"result of workflow {workflow_id!r}",
+            )
+        return WorkflowInfo(
+            workflow_id=row[0],
+            name=row[1],
+            status=WorkflowStatus(row[2]),
+            steps=tuple(
+                StepInfo(
+                    seq=s[0],
+                    kind=s[1],
+                    name=s[2],
+                    status=s[3],
+                    attempts=s[4],
+                    started_at=s[5],
+                    finished_at=s[6],
+                    error=ErrorInfo(s[7], s[8] or "", s[9]) if s[7] else None,
+                )
+                for s in steps
+            ),
+            result=result,
+            error=ErrorInfo(row[4], row[5] or "", row[6]) if row[4] else None,
+            waiting_for=row[7] if row[2] == "waiting" else None,
+            due_at=row[14],
+            created_at=row[8],
+            updated_at=row[9],
+            finished_at=row[10],
+            app_version=row[11],
+            parent_id=row[12],
+            recoveries=row[13],
+        )
+
+    def send_event(
+        self,
+        workflow_id: str,
+        name: str,
+        payload: Any = None,
+        event_id: str | None = None,
+    ) -> EventDelivery:
+        """Send an event to a workflow, waking it if it waits for ``name``.
+
+        Events queue first in, first out per name; a repeated ``event_id``
+        is dropped.
+
+        Raises:
+            WorkflowNotFound: no workflow has this id.
+        """
+        if not isinstance(name, str) or not name:
+            raise ValueError("an event name is a non-empty string")
+        if event_id is not None and (not isinstance(event_id, str) or not event_id):
+            raise ValueError("event_id must be a non-empty string or None")
+        data = self.codec.encode(payload, what=f"payload of event {name!r}")
+        return self._workflow_engine.send_event(workflow_id, name, data, event_id)
+
+    def cancel(self, workflow_id: str) -> bool:
+        """Cancel a workflow and its unfinished children.
+
+        A running workflow unwinds at its next ``ss.*`` or step call; a
+        waiting one is woken to do so. Returns False if it had ended.
+
+        Raises:
+            WorkflowNotFound: no workflow has this id.
+        """
+        return self._workflow_engine.cancel(workflow_id)
+
+    def resume(self, workflow_id: str) -> bool:
+        """Make a dead, blocked or compensation-failed workflow run again.
+
+        Returns False if it was in none of those states.
+
+        Raises:
+            WorkflowNotFound: no workflow has this id.
+        """
+        return self._workflow_engine.revive(workflow_id)
+
+    # --- async adapters ---------------------------------------------------
+
+    async def start_async(
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        workflow_id: str | None = None,
+        **kwargs: Any,
+    ) -> WorkflowHandle[Any]:
+        """:meth:`start`, off the event loop."""
+        return await _off_loop(self.start, fn, *args, workflow_id=workflow_id, **kwargs)
+
+    async def run_async(
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        workflow_id: str | None = None,
+        **kwargs: Any,
+    ) -> WorkflowHandle[Any]:
+        """:meth:`run`, off the event loop."""
+        return await _off_loop(self.run, fn, *args, workflow_id=workflow_id, **kwargs)
+
+    async def send_event_async(
+        self,
+        workflow_id: str,
+        name: str,
+        payload: Any = None,
+        event_id: str | None = None,
+    ) -> EventDelivery:
+        """:meth:`send_event`, off the event loop."""
+        return await _off_loop(self.send_event, workflow_id, name, payload, event_id)
+
+    async def status_async(self, workflow_id: str) -> WorkflowInfo:
+        """:meth:`status`, off the event loop."""
+        return await _off_loop(self.status, workflow_id)
+
+    async def run_until_idle_async(self) -> IdleSummary:
+        """:meth:`run_until_idle`, off the event loop."""
+        return await _off_loop(self.run_until_idle)
+
+    async def tick_async(self, budget: Duration) -> IdleSummary:
+        """:meth:`tick`, off the event loop."""
+        return await _off_loop(self.tick, budget)
+
+
+def _short_name(fn: Callable[..., Any]) -> str:
+    # A function defined inside another one is named from its own scope on:
+    # "<locals>" says nothing useful in a history.
+    return str(getattr(fn, "__qualname__", repr(fn))).rsplit("<locals>.", 1)[-1]
+
+
+async def _off_loop(fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+    import asyncio
+
+    return await asyncio.to_thread(fn, *args, **kwargs)
