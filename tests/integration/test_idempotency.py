@@ -329,3 +329,32 @@ def test_expired_records_can_be_purged(app: ss.App) -> None:
     handler({"id": "a"})
     time.sleep(0.01)
     assert app.purge_idempotency() == 1
+
+
+def test_a_workflow_step_re_run_is_not_a_duplicate_of_itself(app: ss.App) -> None:
+    runs: list[str] = []
+
+    @app.idempotent(key="id", release_on_error=False)
+    def charge(event: dict[str, Any]) -> str:
+        runs.append(event["id"])
+        bump("charged")
+        return "charged"
+
+    @app.step(retry=ss.RetryPolicy(max_attempts=3, initial_interval=0))
+    def pay(order_id: str) -> str:
+        result = charge({"id": order_id})
+        if len(runs) == 1:
+            raise ConnectionError("the step fails after the idempotent call")
+        return str(result)
+
+    @app.workflow()
+    def checkout(order_id: str) -> str:
+        return pay(order_id) + "/" + pay(order_id)
+
+    handle = app.run(checkout, "o-1", workflow_id="wf-idem")
+    app.run_until_idle()
+    assert handle.result(timeout=10) == "charged/charged"
+    # The first attempt's effects were dropped with its step; the re-run took
+    # its own in-progress key over; the second step call found it completed.
+    assert runs == ["o-1", "o-1"]
+    assert effects(app, "charged") == 1

@@ -345,3 +345,16 @@ def test_done_messages_can_be_pruned(app: ss.App) -> None:
     time.sleep(0.01)  # the database clock has millisecond steps
     assert app.prune_queues(older_than=0) == 1
     assert q.counts() == {}
+
+
+def test_enqueueing_a_workflow_function_starts_that_workflow(app: ss.App) -> None:
+    q = app.queue("q")
+
+    @app.workflow()
+    def onboarding(user: str) -> str:
+        return f"welcome {user}"
+
+    message_id = q.enqueue(onboarding, "ada")
+    assert q.work(5) == 1
+    app.run_until_idle()
+    assert app.handle(f"queue-{message_id}").result(timeout=10) == "welcome ada"

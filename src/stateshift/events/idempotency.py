@@ -22,9 +22,10 @@ Backends implement three primitives: ``_acquire``, ``_complete`` and
 Workflow steps: a step whose result is recorded is skipped on replay, so an
 idempotent function called inside it is never called again. A step that is
 *re-run* (a crash, a version conflict at commit) runs as the same execution:
-the engine sets :data:`execution_owner` to a stable id (workflow id and step
-sequence), and an in-progress record held by that owner is taken over
-instead of being reported as a duplicate of itself.
+the owner of the record is then the step's stable id (workflow id and step
+sequence, from ``ss.current()``, or :data:`execution_owner` when set), and
+an in-progress record held by that owner is taken over instead of being
+reported as a duplicate of itself.
 """
 
 from __future__ import annotations
@@ -364,7 +365,7 @@ class IdempotentFunction:
         digest = _payload.payload_hash(
             args, kwargs, excluded=self.excluded, select=self.payload
         )
-        owner = execution_owner.get() or uuid.uuid4().hex
+        owner = execution_owner.get() or _step_execution() or uuid.uuid4().hex
         expiry = self.in_progress_seconds
         if expiry is None:
             remaining = _payload.remaining_seconds(args, kwargs)
@@ -473,6 +474,14 @@ class _Call:
     digest: str
     owner: str
     expiry: float
+
+
+def _step_execution() -> str | None:
+    """The running workflow step's stable id (workflow id and sequence)."""
+    from stateshift.workflows import current
+
+    context = current()
+    return None if context is None else context.idempotency_key
 
 
 def _return_hint(fn: Callable[..., Any]) -> Any:

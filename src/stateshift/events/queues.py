@@ -26,6 +26,7 @@ import time
 import uuid
 import zlib
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,14 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAX_ERROR_CHARS = 2000
+
+# Set by the engine's workflow decorator on workflow functions.
+WORKFLOW_ATTRIBUTE = "__stateshift_workflow__"
+
+running_message_id: ContextVar[str | None] = ContextVar(
+    "stateshift_queue_message", default=None
+)
+"""Id of the queue message whose task is running, if any."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -144,7 +153,7 @@ class Queue:
         written with the unit's other writes. A ``dedup_id`` already used on
         this queue returns the first message's id and adds nothing.
         """
-        task = registry_of(self.app).name_of(fn)
+        task = _task_for(self.app, fn)
         if key is not None and not isinstance(key, str):
             raise TypeError(f"key must be a string, not {type(key).__name__}")
         if not isinstance(priority, int) or isinstance(priority, bool):
@@ -304,6 +313,7 @@ class Queue:
             if tx.execute(q["queue_ack"], (message.id, message.lease_token)) != 1:
                 raise Rejected(message.id)
 
+        token = running_message_id.set(message.id)
         try:
             with fresh_unit(store) as unit:
                 call(fn, tuple(decoded["args"]), dict(decoded["kwargs"]))
@@ -320,6 +330,8 @@ class Queue:
         except Exception as exc:
             self._fail(message, _describe(exc), permanent=False)
             return False
+        finally:
+            running_message_id.reset(token)
         return True
 
     def _fail(self, message: Claimed, error: str, *, permanent: bool) -> None:
@@ -403,6 +415,25 @@ class Queue:
     def redrive(self, message_id: str | None = None) -> int:
         """Move dead messages (or one) back to ``ready``; return how many."""
         return redrive(self.app.store, self.name, message_id)
+
+
+def _task_for(app: AppBase, fn: Callable[..., Any]) -> str:
+    """The task name of ``fn``; a workflow function becomes a task that starts it."""
+    registry = registry_of(app)
+    definition = getattr(fn, WORKFLOW_ATTRIBUTE, None)
+    if definition is None:
+        return registry.name_of(fn)
+    name = f"workflow:{definition.name}"
+    if name not in registry.tasks:
+
+        def start_workflow(*args: Any, **kwargs: Any) -> None:
+            # The message id names the workflow: a redelivered message (its
+            # first run's ack was lost) finds the workflow already started.
+            message_id = running_message_id.get()
+            app.start(fn, *args, workflow_id=f"queue-{message_id}", **kwargs)  # type: ignore[attr-defined]
+
+        registry.register_task(start_workflow, name)
+    return name
 
 
 def _describe(exc: BaseException) -> str:
