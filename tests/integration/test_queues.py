@@ -358,3 +358,35 @@ def test_enqueueing_a_workflow_function_starts_that_workflow(app: ss.App) -> Non
     assert q.work(5) == 1
     app.run_until_idle()
     assert app.handle(f"queue-{message_id}").result(timeout=10) == "welcome ada"
+
+
+def test_workers_in_parallel_respect_concurrency_and_run_each_message_once(
+    store_config: dict[str, Any],
+) -> None:
+    import threading
+
+    app = ss.App(**store_config, pool_size=4)
+    q = app.queue("parallel", concurrency=2)
+    lock = threading.Lock()
+    running, peak, seen = [0], [0], []
+
+    @q.task
+    def task(n: int) -> None:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.005)
+        with lock:
+            running[0] -= 1
+            seen.append(n)
+
+    for n in range(40):
+        q.enqueue(task, n)
+    workers = [threading.Thread(target=q.work, args=(20,)) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    app.close()
+    assert sorted(seen) == list(range(40))
+    assert peak[0] <= 2
