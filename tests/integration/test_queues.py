@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
+from datetime import date
 from typing import Any
 
 import pytest
@@ -11,6 +13,12 @@ import pytest
 import stateshift as ss
 from stateshift.events._units import commit
 from stateshift.unit import Unit, current_unit, unit_scope
+
+
+@dataclasses.dataclass
+class Invoice:
+    number: int
+    due: date
 
 
 @pytest.fixture
@@ -390,3 +398,18 @@ def test_workers_in_parallel_respect_concurrency_and_run_each_message_once(
     app.close()
     assert sorted(seen) == list(range(40))
     assert peak[0] <= 2
+
+
+def test_arguments_are_checked_at_enqueue_and_typed_when_run(app: ss.App) -> None:
+    q = app.queue("q")
+    got = []
+
+    @q.task
+    def send(invoice: Invoice, copies: int = 1) -> None:
+        got.append((invoice, copies))
+
+    with pytest.raises(TypeError, match="send"):
+        q.enqueue(send, Invoice(1, date(2030, 1, 2)), 2, 3)
+    q.enqueue(send, Invoice(7, date(2030, 1, 2)), copies=2)
+    q.work(5)
+    assert got == [(Invoice(7, date(2030, 1, 2)), 2)]

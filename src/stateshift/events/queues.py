@@ -19,10 +19,12 @@ SQLite claims in an immediate transaction, which serializes claimers.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import random
 import time
+import typing
 import uuid
 import zlib
 from collections.abc import Callable
@@ -160,8 +162,9 @@ class Queue:
             raise TypeError("priority must be an integer")
         delay_seconds = optional_seconds(delay, name="delay") or 0.0
         message_id = uuid.uuid4().hex
+        _check_arguments(registry_of(self.app).tasks.get(task), task, args, kwargs)
         payload = self.app.codec.encode(
-            {"args": list(args), "kwargs": kwargs},
+            [list(args), kwargs],
             what=f"arguments of a message to queue {self.name!r}",
             aad=message_id.encode(),
         )
@@ -300,11 +303,7 @@ class Queue:
             )
             return False
         try:
-            decoded = self.app.codec.decode(
-                message.args,
-                what=f"arguments of message {message.id}",
-                aad=message.id.encode(),
-            )
+            args, kwargs = _decode_arguments(self.app, fn, message)
         except Exception as exc:
             self._fail(message, _describe(exc), permanent=True)
             return False
@@ -316,7 +315,7 @@ class Queue:
         token = running_message_id.set(message.id)
         try:
             with fresh_unit(store) as unit:
-                call(fn, tuple(decoded["args"]), dict(decoded["kwargs"]))
+                call(fn, args, kwargs)
             commit(store, unit, first=ack)
         except Rejected:
             logger.warning(
@@ -415,6 +414,58 @@ class Queue:
     def redrive(self, message_id: str | None = None) -> int:
         """Move dead messages (or one) back to ``ready``; return how many."""
         return redrive(self.app.store, self.name, message_id)
+
+
+def _check_arguments(
+    fn: Callable[..., Any] | None,
+    task: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> None:
+    """Refuse, at enqueue time, arguments the task could never take."""
+    if fn is None:
+        return
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        raise TypeError(f"task {task!r}: {exc}") from None
+
+
+def _decode_arguments(
+    app: AppBase, fn: Callable[..., Any], message: Claimed
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Arguments rebuilt from a message, typed by the task's annotations."""
+    what = f"arguments of message {message.id}"
+    aad = message.id.encode()
+    args, kwargs = app.codec.decode(message.args, what=what, aad=aad)
+    hint = _arguments_hint(fn, len(args))
+    if hint is not None:
+        args, kwargs = app.codec.decode(
+            message.args, type_hint=hint, what=what, aad=aad
+        )
+    return tuple(args), dict(kwargs)
+
+
+def _arguments_hint(fn: Callable[..., Any], count: int) -> Any:
+    try:
+        hints = typing.get_type_hints(fn)
+        parameters = list(inspect.signature(fn).parameters.values())
+    except Exception:
+        return None
+    positional = [
+        p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ][:count]
+    if len(positional) < count:
+        return None
+    types = [hints.get(p.name, Any) for p in positional]
+    if all(t is Any for t in types):
+        return None
+    inner: Any = tuple.__class_getitem__(tuple(types)) if types else tuple
+    return tuple[inner, dict[str, Any]]
 
 
 def _task_for(app: AppBase, fn: Callable[..., Any]) -> str:
