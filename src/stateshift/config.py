@@ -46,6 +46,9 @@ class Settings:
     max_value_bytes: int = 262_144
     """Largest encoded value (step result, event payload, state item) accepted."""
 
+    blob_threshold_bytes: int = 65_536
+    """State values encoded larger than this go to the blob store."""
+
     pool_size: int = 1
     """Most PostgreSQL connections one process holds at once."""
 
@@ -96,7 +99,7 @@ class Settings:
             )
         if self.max_recoveries < 0:
             raise ConfigError("max_recoveries", "must be zero or a positive integer")
-        for name in ("max_value_bytes", "pool_size"):
+        for name in ("max_value_bytes", "blob_threshold_bytes", "pool_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(name, "must be a positive integer")
         for name in (

@@ -174,3 +174,48 @@ def test_async_adapters_publish_relay_and_run_queues(app: ss.App) -> None:
 
     assert asyncio.run(main()) == (1, 1)
     assert got == [{"n": 1}] and effects(app, "task") == 1
+
+
+def test_inbox_state_and_outbox_commit_together(app: ss.App) -> None:
+    orders = app.state("orders")
+    relayed = []
+
+    @app.subscribe("payments")
+    def on_payment(payment: dict[str, Any]) -> None:
+        item = orders.get(payment["order"])
+        paid = (item.value if item else 0) + payment["cents"]
+        orders.put(payment["order"], paid)
+        app.publish("receipts", {"order": payment["order"], "paid": paid})
+
+    @app.subscribe("receipts")
+    def on_receipt(receipt: dict[str, Any]) -> None:
+        relayed.append(receipt)
+
+    payment = app.codec.encode({"order": "o1", "cents": 250}, aad=b"pay-1")
+    for _ in range(3):
+        app.deliver(Message("pay-1", "payments", None, payment))
+    app.relay_outbox()
+    item = orders.get("o1")
+    assert item is not None and (item.value, item.version) == (250, 1)
+    assert relayed == [{"order": "o1", "paid": 250}]
+
+
+def test_a_rolled_back_transaction_publishes_nothing(app: ss.App) -> None:
+    carts = app.state("carts")
+    got = []
+
+    @app.subscribe("carts")
+    def on_cart(event: dict[str, Any]) -> None:
+        got.append(event)
+
+    with pytest.raises(RuntimeError):
+        with app.transaction():
+            carts.put("u1", {"items": 1})
+            app.publish("carts", {"user": "u1"})
+            raise RuntimeError("abandon")
+    with app.transaction():
+        carts.put("u2", {"items": 2})
+        app.publish("carts", {"user": "u2"})
+    app.relay_outbox()
+    assert got == [{"user": "u2"}]
+    assert carts.get("u1") is None

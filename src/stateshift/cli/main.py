@@ -22,6 +22,8 @@ COMMAND_MODULES = (
     "stateshift.cli.db",
     "stateshift.cli.queues",
     "stateshift.cli.analyze",
+    "stateshift.cli.residency",
+    "stateshift.cli.shards",
 )
 
 logger = logging.getLogger(__name__)

@@ -1,0 +1,268 @@
+"""Rows of versioned state: the SQL behind namespaces, in one place.
+
+Every write goes through :meth:`ItemRows.write`: lock the row (``FOR
+UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` already serializes
+writers), let the caller check the version found, then insert or update.
+A key is *visible* when its row is not expired and holds a value; its
+visible version is then the row's version, otherwise 0. The row's own
+version (``raw``) keeps growing through deletions, so a writer that read an
+item before it was deleted and written again cannot mistake the new one for
+the old.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from stateshift.state.blobs import BlobStore
+from stateshift.store.base import Store, Tx
+
+Check = Callable[[int, int], None]
+"""Called with (raw version, visible version) of the locked row; may raise."""
+
+_BATCH = 32  # keys per read_items query: one fixed text, so one cached plan
+
+
+@dataclass(frozen=True, slots=True)
+class StoredItem:
+    """One row as read, its value resolved from the blob store if needed."""
+
+    key: str
+    raw_version: int
+    data: bytes | None
+    expires_at: float | None
+
+    def visible(self, now: float) -> bool:
+        return self.data is not None and (
+            self.expires_at is None or self.expires_at > now
+        )
+
+
+@dataclass(slots=True)
+class WriteResult:
+    """What a write did: the new version and blobs to remove after commit."""
+
+    version: int
+    changed: bool
+    removed_blobs: list[str]
+
+
+class ItemRows:
+    """Named state queries of one store, with its blob store."""
+
+    def __init__(self, store: Store, blobs: BlobStore, threshold_bytes: int) -> None:
+        self.store = store
+        self.blobs = blobs
+        self.threshold_bytes = threshold_bytes
+        self.q = store.queries("state")
+        self._read_items = self.q["read_items"].replace(
+            "{keys}", ", ".join("?" * _BATCH)
+        )
+
+    # --- reads ------------------------------------------------------------
+
+    def read(self, tx: Tx, namespace: str, key: str) -> StoredItem | None:
+        """The row of ``key`` (tombstones and expired rows included)."""
+        row = tx.fetchone(self.q["read_item"], (namespace, key))
+        if row is None:
+            return None
+        return self._stored(tx, key, row[0], row[1], row[2], row[3])
+
+    def read_many(
+        self, tx: Tx, namespace: str, keys: Sequence[str]
+    ) -> dict[str, StoredItem]:
+        """Rows of ``keys`` that exist, by key."""
+        found: dict[str, StoredItem] = {}
+        for start in range(0, len(keys), _BATCH):
+            chunk = list(keys[start : start + _BATCH])
+            padded = chunk + [chunk[-1]] * (_BATCH - len(chunk))
+            for row in tx.fetchall(self._read_items, (namespace, *padded)):
+                key = str(row[0])
+                found[key] = self._stored(tx, key, row[1], row[2], row[3], row[4])
+        return found
+
+    def scan(
+        self,
+        tx: Tx,
+        namespace: str,
+        *,
+        after: str,
+        start: str,
+        end: str | None,
+        now: float,
+        limit: int,
+    ) -> list[StoredItem]:
+        """Visible items with ``start <= key < end`` and ``key > after``."""
+        if end is None:
+            rows = tx.fetchall(
+                self.q["scan_open"], (namespace, after, start, now, limit)
+            )
+        else:
+            rows = tx.fetchall(
+                self.q["scan_range"], (namespace, after, start, end, now, limit)
+            )
+        return [self._stored(tx, str(r[0]), r[1], r[2], r[3], r[4]) for r in rows]
+
+    def _stored(
+        self,
+        tx: Tx,
+        key: str,
+        version: Any,
+        value: Any,
+        blob_ref: Any,
+        expires_at: Any,
+    ) -> StoredItem:
+        data: bytes | None
+        if blob_ref is not None:
+            data = self.blobs.read(tx, str(blob_ref))
+        else:
+            data = None if value is None else bytes(value)
+        expiry = None if expires_at is None else float(expires_at)
+        return StoredItem(key, int(version), data, expiry)
+
+    def check(self, tx: Tx, namespace: str, key: str, now: float) -> tuple[int, int]:
+        """(raw, visible) versions of ``key``, share-locked until commit."""
+        row = tx.fetchone(self.q["check_item"], (namespace, key))
+        if row is None:
+            return 0, 0
+        raw = int(row[0])
+        return raw, raw if _alive(row[1], row[2], now) else 0
+
+    # --- writes -----------------------------------------------------------
+
+    def write(
+        self,
+        tx: Tx,
+        namespace: str,
+        key: str,
+        data: bytes | None,
+        *,
+        expires_at: float | None,
+        now: float,
+        check: Check,
+        new_version: int | None = None,
+    ) -> WriteResult:
+        """Write ``data`` to ``key`` (``None`` deletes it) after ``check``.
+
+        ``new_version`` defaults to the row's version plus one; a unit that
+        wrote the key several times passes the version it promised.
+        """
+        for _ in range(3):
+            row = tx.fetchone(self.q["lock_item"], (namespace, key))
+            if row is None:
+                check(0, 0)
+                if data is None:
+                    return WriteResult(0, False, [])
+                inserted = self._insert(
+                    tx, namespace, key, data, expires_at, now, new_version or 1
+                )
+                if inserted is not None:
+                    return inserted
+                # PostgreSQL: another transaction inserted the key after our
+                # lock_item found nothing; read it again, now committed.
+                continue
+            return self._update(
+                tx, namespace, key, row, data, expires_at, now, check, new_version
+            )
+        raise AssertionError("a state row appeared and vanished three times")
+
+    def _insert(
+        self,
+        tx: Tx,
+        namespace: str,
+        key: str,
+        data: bytes,
+        expires_at: float | None,
+        now: float,
+        version: int,
+    ) -> WriteResult | None:
+        value, blob_ref = self._place(tx, data)
+        changed = tx.execute(
+            self.q["insert_item"],
+            (namespace, key, version, value, blob_ref, expires_at, now),
+        )
+        if changed == 0:
+            if blob_ref is not None:
+                self.blobs.remove(tx if self.blobs.transactional else None, [blob_ref])
+            return None
+        return WriteResult(version, True, [])
+
+    def _update(
+        self,
+        tx: Tx,
+        namespace: str,
+        key: str,
+        row: Sequence[Any],
+        data: bytes | None,
+        expires_at: float | None,
+        now: float,
+        check: Check,
+        new_version: int | None,
+    ) -> WriteResult:
+        raw, row_expiry, old_blob = int(row[0]), row[1], row[2]
+        visible = _alive(row_expiry, row[3], now)
+        check(raw, raw if visible else 0)
+        if data is None and not visible:
+            return WriteResult(0, False, [])
+
+        version = new_version if new_version is not None else raw + 1
+        if data is None:
+            # A tombstone: no value, expired now, version kept for the future.
+            value, blob_ref, row_expiry = None, None, now
+        else:
+            value, blob_ref = self._place(tx, data)
+            row_expiry = expires_at
+        tx.execute(
+            self.q["update_item"],
+            (version, value, blob_ref, row_expiry, now, namespace, key, raw),
+        )
+        removed = [] if old_blob is None else [str(old_blob)]
+        return WriteResult(version, True, self._remove_now(tx, removed))
+
+    def _place(self, tx: Tx, data: bytes) -> tuple[bytes | None, str | None]:
+        """Keep small values inline; put large ones in the blob store."""
+        if len(data) <= self.threshold_bytes:
+            return data, None
+        blob_ref = uuid.uuid4().hex
+        self.blobs.write(tx, blob_ref, data)
+        return None, blob_ref
+
+    def _remove_now(self, tx: Tx, blob_refs: list[str]) -> list[str]:
+        """Remove blobs in ``tx`` if the blob store can; else return them."""
+        if blob_refs and self.blobs.transactional:
+            self.blobs.remove(tx, blob_refs)
+            return []
+        return blob_refs
+
+    # --- purge ------------------------------------------------------------
+
+    def purge(
+        self, tx: Tx, *, now: float, tombstone_seconds: float, limit: int
+    ) -> tuple[int, list[str]]:
+        """Clear expired values and drop old tombstones, at most ``limit`` each.
+
+        Returns the number of rows purged and blobs to remove after commit.
+        """
+        expired = tx.fetchall(self.q["expired_with_payload"], (now, limit))
+        tx.executemany(self.q["clear_payload"], [(r[0], r[1], now) for r in expired])
+        blob_refs = [str(r[2]) for r in expired if r[2] is not None]
+        later = self._remove_now(tx, blob_refs)
+
+        horizon = now - tombstone_seconds
+        old = tx.fetchall(self.q["old_tombstones"], (horizon, limit))
+        tx.executemany(self.q["delete_tombstone"], [(r[0], r[1], horizon) for r in old])
+        return len(expired) + len(old), later
+
+
+def _alive(expires_at: Any, has_value: Any, now: float) -> bool:
+    return bool(has_value) and (expires_at is None or float(expires_at) > now)
+
+
+def remove_blobs_later(blobs: BlobStore, blob_refs: Iterable[str]) -> None:
+    """Remove blobs of a store that is not transactional, after a commit."""
+    refs = list(blob_refs)
+    if refs:
+        blobs.remove(None, refs)

@@ -1,0 +1,195 @@
+"""The state methods of :class:`stateshift.App`: namespaces, transactions, entities."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+from stateshift._durations import Duration, to_seconds
+from stateshift.state._rows import ItemRows, remove_blobs_later
+from stateshift.state.blobs import BlobStore, DatabaseBlobStore
+from stateshift.state.entities import EntityRef, EntityType
+from stateshift.state.namespace import DEFAULT_UPDATE_ATTEMPTS, Namespace
+from stateshift.state.transactions import Transaction, transaction
+
+if TYPE_CHECKING:
+    from stateshift.codec import Codec
+    from stateshift.config import Settings
+    from stateshift.state.cache import RedisCache
+    from stateshift.store import Store
+
+__all__ = ["StateMixin"]
+
+C = TypeVar("C", bound=type)
+
+DEFAULT_TOMBSTONE_SECONDS = 86_400.0
+
+
+class StateMixin:
+    """Versioned state on the app's store."""
+
+    settings: Settings
+    codec: Codec
+
+    if TYPE_CHECKING:
+
+        @property
+        def store(self) -> Store: ...
+
+    # --- namespaces -------------------------------------------------------
+
+    def state(
+        self, name: str, *, type: Any = None, cache: RedisCache | None = None
+    ) -> Namespace[Any]:
+        """The namespace ``name`` of versioned key-value state.
+
+        Args:
+            name: the namespace, like ``"carts"``.
+            type: decode values as this type (a dataclass, a pydantic
+                model, ``list[Item]``...).
+            cache: a :class:`~stateshift.state.cache.RedisCache` to read
+                through.
+        """
+        return Namespace(self, name, type=type, cache=cache)
+
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        """A block whose state writes commit together, or not at all.
+
+        Every key read or written in the block is version-checked at the
+        end; a change by someone else meanwhile raises
+        :class:`~stateshift.errors.ConflictError` and nothing is written.
+        Inside a workflow step the block joins the step's commit.
+        """
+        return transaction(self)
+
+    def purge_expired(
+        self,
+        *,
+        limit: int = 1000,
+        tombstones_after: Duration = DEFAULT_TOMBSTONE_SECONDS,
+    ) -> int:
+        """Clear expired values and drop old tombstones; return rows purged.
+
+        Expired items are invisible at once; this frees their space. It is
+        called by ticks; call it yourself from a scheduled job otherwise.
+        A deleted key's tombstone (its version) is kept ``tombstones_after``,
+        so a stale ``expected_version`` cannot match a re-created key.
+        """
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        keep_seconds = to_seconds(tombstones_after, name="tombstones_after")
+        rows = self._state_rows()
+        with rows.store.transaction() as tx:
+            purged, later = rows.purge(
+                tx, now=self._state_now(), tombstone_seconds=keep_seconds, limit=limit
+            )
+        remove_blobs_later(rows.blobs, later)
+        return purged
+
+    # --- blobs --------------------------------------------------------------
+
+    @property
+    def blob_store(self) -> BlobStore:
+        """Where values over ``blob_threshold_bytes`` go; the store by default."""
+        chosen: BlobStore | None = self.__dict__.get("_state_blob_store")
+        return chosen if chosen is not None else DatabaseBlobStore(self.store)
+
+    @blob_store.setter
+    def blob_store(self, blobs: BlobStore) -> None:
+        if not isinstance(blobs, BlobStore):
+            raise TypeError("blob_store must be a stateshift.state.BlobStore")
+        self.__dict__["_state_blob_store"] = blobs
+        self.__dict__.pop("_state_rows_cache", None)
+
+    # --- entities ---------------------------------------------------------
+
+    @overload
+    def entity(self, cls: C, /) -> C: ...
+
+    @overload
+    def entity(
+        self,
+        cls: None = None,
+        key: None = None,
+        /,
+        *,
+        name: str | None = None,
+        attempts: int = DEFAULT_UPDATE_ATTEMPTS,
+    ) -> Callable[[C], C]: ...
+
+    @overload
+    def entity(self, cls: type, key: str, /) -> EntityRef[Any]: ...
+
+    def entity(
+        self,
+        cls: type | None = None,
+        key: str | None = None,
+        /,
+        *,
+        name: str | None = None,
+        attempts: int = DEFAULT_UPDATE_ATTEMPTS,
+    ) -> Any:
+        """Register an entity class, or address one entity.
+
+        ``@app.entity`` (or ``@app.entity(name=..., attempts=...)``)
+        registers a class; ``app.entity(Cart, "u42")`` returns an
+        :class:`~stateshift.state.entities.EntityRef` whose operations
+        load, run and save atomically.
+        """
+        if cls is not None and key is not None:
+            return EntityRef(self, self._entity_type(cls), key)
+        if cls is not None:
+            return self._register_entity(cls, name=name, attempts=attempts)
+
+        def register(target: C) -> C:
+            return self._register_entity(target, name=name, attempts=attempts)
+
+        return register
+
+    def _register_entity(self, cls: C, *, name: str | None, attempts: int) -> C:
+        registry = self._entities()
+        entity: EntityType[Any] = EntityType(cls, name=name, attempts=attempts)
+        for other in registry.values():
+            if other.name == entity.name and other.cls is not cls:
+                raise ValueError(
+                    f"two entity classes are named {entity.name!r}; pass name= to "
+                    "one of them"
+                )
+        registry[cls] = entity
+        return cls
+
+    def _entity_type(self, cls: type) -> EntityType[Any]:
+        entity = self._entities().get(cls)
+        if entity is None:
+            raise TypeError(
+                f"{getattr(cls, '__qualname__', cls)!r} is not an entity of this "
+                "app: decorate the class with @app.entity"
+            )
+        return entity
+
+    def _entities(self) -> dict[type, EntityType[Any]]:
+        registry: dict[type, EntityType[Any]] | None = self.__dict__.get(
+            "_state_entities"
+        )
+        if registry is None:
+            registry = self.__dict__.setdefault("_state_entities", {})
+        return registry
+
+    # --- internals --------------------------------------------------------
+
+    def _state_now(self) -> float:
+        """The app's clock (``app.clock`` when set, so tests can move it)."""
+        clock: Callable[[], float] | None = getattr(self, "clock", None)
+        return float(clock()) if clock is not None else time.time()
+
+    def _state_rows(self) -> ItemRows:
+        store = self.store
+        cached: ItemRows | None = self.__dict__.get("_state_rows_cache")
+        if cached is None or cached.store is not store:
+            cached = ItemRows(
+                store, self.blob_store, self.settings.blob_threshold_bytes
+            )
+            self.__dict__["_state_rows_cache"] = cached
+        return cached

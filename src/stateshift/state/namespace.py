@@ -1,0 +1,396 @@
+"""Namespaces: versioned key-value state, ``app.state("carts")``.
+
+Every item has a version, starting at 1 and growing by one with each
+write. ``put(..., expected_version=v)`` writes only if the item is still at
+version ``v`` (``0``: only if it does not exist), else raises
+:class:`~stateshift.errors.ConflictError` carrying the current version.
+
+Outside a unit of work each call is its own short transaction. Inside one
+(a workflow step or ``app.transaction()``), writes are buffered and the
+unit reads its own writes; the versions of every key touched are checked
+when the unit commits (see :mod:`stateshift.state._buffer`).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from stateshift._durations import Duration, to_seconds
+from stateshift.errors import ConflictError
+from stateshift.state._buffer import StateBuffer, Tracked
+from stateshift.state._keys import (
+    check_key,
+    check_prefix,
+    decode_cursor,
+    encode_cursor,
+    prefix_end,
+)
+from stateshift.state._rows import StoredItem, remove_blobs_later
+from stateshift.unit import current_unit
+
+if TYPE_CHECKING:
+    from stateshift.state.api import StateMixin
+    from stateshift.state.cache import RedisCache
+
+__all__ = ["Item", "Namespace", "Page"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DEFAULT_UPDATE_ATTEMPTS = 50
+MAX_SCAN_LIMIT = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Item(Generic[T]):
+    """One item of a namespace, as read."""
+
+    key: str
+    value: T
+    version: int
+    """Grows by one with every write of the key; never 0 for an item."""
+    expires_at: float | None
+    """When the item expires (epoch seconds of the app's clock), or never."""
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a scan, in key order."""
+
+    items: list[Item[T]]
+    cursor: str | None
+    """Pass to the next ``scan`` to continue; ``None`` when the scan is done."""
+
+
+class Namespace(Generic[T]):
+    """A named set of versioned items in the app's store."""
+
+    def __init__(
+        self,
+        app: StateMixin,
+        name: str,
+        *,
+        type: Any = None,
+        cache: RedisCache | None = None,
+    ) -> None:
+        self.name = check_key(name, what="namespace")
+        self.type = type
+        self.cache = cache
+        self._app = app
+
+    def __repr__(self) -> str:
+        return f"<stateshift.Namespace {self.name!r}>"
+
+    def now(self) -> float:
+        """The clock expiry is measured on (the app's), in epoch seconds."""
+        return self._app._state_now()
+
+    # --- reads ------------------------------------------------------------
+
+    def get(self, key: str) -> Item[T] | None:
+        """The item under ``key``, or ``None`` if absent or expired."""
+        check_key(key)
+        buffer = self._buffer()
+        if buffer is not None:
+            (entry,) = buffer.track(self.name, [key])
+            return self._from_tracked(entry, buffer.now())
+        return self._read(key, use_cache=True)
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Item[T]]:
+        """The items that exist among ``keys``, by key."""
+        wanted = list(dict.fromkeys(check_key(k) for k in keys))
+        if not wanted:
+            return {}
+        buffer = self._buffer()
+        found: dict[str, Item[T]] = {}
+        if buffer is not None:
+            now = buffer.now()
+            for entry in buffer.track(self.name, wanted):
+                item = self._from_tracked(entry, now)
+                if item is not None:
+                    found[entry.key] = item
+            return found
+
+        now = self._app._state_now()
+        rows = self._app._state_rows()
+        with rows.store.read() as tx:
+            stored = rows.read_many(tx, self.name, wanted)
+        for key in wanted:
+            row = stored.get(key)
+            if row is not None and row.visible(now):
+                found[key] = self._item(row)
+        return found
+
+    def scan(
+        self, *, prefix: str = "", limit: int = 100, cursor: str | None = None
+    ) -> Page[T]:
+        """Items whose key starts with ``prefix``, in key order, a page at a time.
+
+        Pagination is by key, so an item that exists throughout a scan is
+        returned exactly once, whatever is written meanwhile. A page may
+        hold fewer than ``limit`` items before the end: continue while
+        ``cursor`` is not ``None``. Inside a unit the page includes the
+        unit's own writes; scanned keys are not version-checked at commit.
+        """
+        prefix = check_prefix(prefix)
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            raise TypeError("limit must be an int")
+        if not 1 <= limit <= MAX_SCAN_LIMIT:
+            raise ValueError(f"limit must be between 1 and {MAX_SCAN_LIMIT}")
+        after = "" if cursor is None else decode_cursor(cursor)
+        end = prefix_end(prefix)
+
+        now = self._app._state_now()
+        rows = self._app._state_rows()
+        with rows.store.read() as tx:
+            stored = rows.scan(
+                tx, self.name, after=after, start=prefix, end=end, now=now, limit=limit
+            )
+        items = {row.key: self._item(row) for row in stored}
+        more = len(stored) == limit
+        horizon = stored[-1].key if more else None
+
+        buffer = self._buffer()
+        if buffer is not None:
+            self._overlay(buffer, items, after, prefix, horizon)
+        keys = sorted(items)[:limit]
+        if len(keys) == limit:
+            more = True
+        last = keys[-1] if keys else horizon
+        next_cursor = encode_cursor(last) if more and last is not None else None
+        return Page([items[k] for k in keys], next_cursor)
+
+    def _overlay(
+        self,
+        buffer: StateBuffer,
+        items: dict[str, Item[T]],
+        after: str,
+        prefix: str,
+        horizon: str | None,
+    ) -> None:
+        """Apply a unit's writes to a scanned page (up to where it ended)."""
+        now = buffer.now()
+        for (namespace, key), entry in buffer.tracked.items():
+            if namespace != self.name or key <= after or not key.startswith(prefix):
+                continue
+            if horizon is not None and key > horizon:
+                continue
+            item = self._from_tracked(entry, now)
+            if item is None:
+                items.pop(key, None)
+            else:
+                items[key] = item
+
+    # --- writes -----------------------------------------------------------
+
+    def put(
+        self,
+        key: str,
+        value: T,
+        *,
+        ttl: Duration | None = None,
+        expected_version: int | None = None,
+    ) -> int:
+        """Write ``value`` under ``key`` and return its new version.
+
+        Args:
+            key: the key (see :func:`stateshift.state._keys.check_key`).
+            value: anything the app's codec encodes.
+            ttl: expire the item this long from now; ``None``: never.
+            expected_version: write only if the item is at this version
+                (``0``: only if it does not exist).
+
+        Raises:
+            ConflictError: the item is not at ``expected_version``.
+        """
+        check_key(key)
+        expected = _check_version(expected_version)
+        now = self._app._state_now()
+        expires_at = None if ttl is None else now + to_seconds(ttl, name="ttl")
+        data = self._encode(key, value)
+        return self._write(key, data, expires_at, expected, now)
+
+    def delete(self, key: str, *, expected_version: int | None = None) -> bool:
+        """Delete ``key``; return whether it existed.
+
+        Raises:
+            ConflictError: the item is not at ``expected_version``.
+        """
+        check_key(key)
+        expected = _check_version(expected_version)
+        now = self._app._state_now()
+        return self._write(key, None, None, expected, now) > 0
+
+    def update(
+        self,
+        key: str,
+        fn: Callable[[T | None], T],
+        *,
+        ttl: Duration | None = None,
+        attempts: int = DEFAULT_UPDATE_ATTEMPTS,
+    ) -> Item[T]:
+        """Read, apply ``fn`` and write back, retrying on conflicts.
+
+        ``fn`` gets the current value (``None`` when absent) and returns the
+        new one. It may run several times, so it must have no outside
+        effects. ``ttl=None`` keeps the item's expiry. Inside a unit it runs
+        once: a conflict at commit runs the whole step again.
+
+        Raises:
+            ConflictError: still conflicting after ``attempts`` tries.
+        """
+        check_key(key)
+        if attempts < 1:
+            raise ValueError("attempts must be at least 1")
+        inside = self._buffer() is not None
+        for attempt in range(1 if inside else attempts):
+            current = self.get(key) if attempt == 0 else self._read(key)
+            value = fn(None if current is None else current.value)
+            now = self._app._state_now()
+            if ttl is not None:
+                expires_at: float | None = now + to_seconds(ttl, name="ttl")
+            else:
+                expires_at = None if current is None else current.expires_at
+            expected = 0 if current is None else current.version
+            data = self._encode(key, value)
+            try:
+                version = self._write(key, data, expires_at, expected, now)
+            except ConflictError:
+                if inside or attempt == attempts - 1:
+                    raise
+                backoff(attempt)
+                continue
+            return Item(key, self._decode(key, data), version, expires_at)
+        raise AssertionError("unreachable: the last attempt raises or returns")
+
+    # --- internals --------------------------------------------------------
+
+    def _buffer(self) -> StateBuffer | None:
+        unit = current_unit()
+        if unit is None:
+            return None
+        return StateBuffer.of(unit, self._app._state_rows(), self._app._state_now)
+
+    def _read(self, key: str, *, use_cache: bool = False) -> Item[T] | None:
+        now = self._app._state_now()
+        if use_cache and self.cache is not None:
+            hit = self.cache.lookup(self.name, key, now)
+            if hit is not None:
+                version, data, expires_at = hit
+                return Item(key, self._decode(key, data), version, expires_at)
+        rows = self._app._state_rows()
+        with rows.store.read() as tx:
+            stored = rows.read(tx, self.name, key)
+        if stored is None or not stored.visible(now):
+            return None
+        assert stored.data is not None
+        if use_cache and self.cache is not None:
+            self.cache.fill(
+                self.name, key, stored.raw_version, stored.data, stored.expires_at, now
+            )
+        return self._item(stored)
+
+    def _write(
+        self,
+        key: str,
+        data: bytes | None,
+        expires_at: float | None,
+        expected: int | None,
+        now: float,
+    ) -> int:
+        """Write or delete (``data=None``); return the new visible version."""
+        buffer = self._buffer()
+        if buffer is not None:
+            return self._write_buffered(buffer, key, data, expires_at, expected, now)
+
+        def check(raw: int, visible: int) -> None:
+            if expected is not None and visible != expected:
+                raise ConflictError(self.name, key, expected, visible)
+
+        rows = self._app._state_rows()
+        with rows.store.transaction() as tx:
+            result = rows.write(
+                tx, self.name, key, data, expires_at=expires_at, now=now, check=check
+            )
+        remove_blobs_later(rows.blobs, result.removed_blobs)
+        if result.changed and self.cache is not None:
+            self.cache.invalidate(self.name, key, result.version)
+        return result.version if data is not None else int(result.changed)
+
+    def _write_buffered(
+        self,
+        buffer: StateBuffer,
+        key: str,
+        data: bytes | None,
+        expires_at: float | None,
+        expected: int | None,
+        now: float,
+    ) -> int:
+        (entry,) = buffer.track(self.name, [key])
+        visible = entry.visible_version(now)
+        if expected is not None and visible != expected:
+            raise ConflictError(self.name, key, expected, visible)
+        if data is None and visible == 0:
+            return 0
+        version = entry.set(data, expires_at)
+        if self.cache is not None and not entry.invalidate:
+            cache, name = self.cache, self.name
+            entry.invalidate.append(lambda v: cache.invalidate(name, key, v))
+        return version if data is not None else 1
+
+    def _encode(self, key: str, value: Any) -> bytes:
+        return self._app.codec.encode(
+            value, what=f"state {self.name}/{key}", aad=self._aad(key)
+        )
+
+    def _decode(self, key: str, data: bytes) -> Any:
+        return self._app.codec.decode(
+            data,
+            type_hint=self.type,
+            what=f"state {self.name}/{key}",
+            aad=self._aad(key),
+        )
+
+    def _aad(self, key: str) -> bytes:
+        # Binds a ciphertext to its place: a value copied under another key
+        # or namespace fails to decrypt instead of being read as that one.
+        return f"state\x00{self.name}\x00{key}".encode()
+
+    def _item(self, stored: StoredItem) -> Item[T]:
+        assert stored.data is not None
+        return Item(
+            stored.key,
+            self._decode(stored.key, stored.data),
+            stored.raw_version,
+            stored.expires_at,
+        )
+
+    def _from_tracked(self, entry: Tracked, now: float) -> Item[T] | None:
+        version = entry.visible_version(now)
+        if version == 0 or entry.data is None:
+            return None
+        return Item(
+            entry.key, self._decode(entry.key, entry.data), version, entry.expires_at
+        )
+
+
+def _check_version(expected_version: int | None) -> int | None:
+    if expected_version is None:
+        return None
+    if isinstance(expected_version, bool) or not isinstance(expected_version, int):
+        raise TypeError("expected_version must be an int or None")
+    if expected_version < 0:
+        raise ValueError("expected_version must be 0 (absent) or a version >= 1")
+    return expected_version
+
+
+def backoff(attempt: int) -> None:
+    """Sleep before retrying a conflict: full jitter, growing to 100 ms."""
+    ceiling = min(0.1, 0.001 * (2**attempt))
+    time.sleep(random.uniform(0, ceiling))
