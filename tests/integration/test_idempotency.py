@@ -358,3 +358,20 @@ def test_a_workflow_step_re_run_is_not_a_duplicate_of_itself(app: ss.App) -> Non
     # its own in-progress key over; the second step call found it completed.
     assert runs == ["o-1", "o-1"]
     assert effects(app, "charged") == 1
+
+
+def test_the_same_key_twice_in_one_unit_runs_once(app: ss.App) -> None:
+    runs = []
+
+    @app.idempotent(key="id")
+    def handler(event: dict[str, Any]) -> int:
+        runs.append(1)
+        bump("twice")
+        return len(runs)
+
+    with app.transaction():
+        assert handler({"id": "a"}) == handler({"id": "a"}) == 1
+        with pytest.raises(ss.IdempotencyKeyMismatch):
+            handler({"id": "a", "other": True})
+    assert effects(app, "twice") == 1
+    assert handler({"id": "a"}) == 1

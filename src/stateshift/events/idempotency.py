@@ -378,6 +378,28 @@ class IdempotentFunction:
             )
         return _Call(key, digest, owner, max(expiry, 0.001))
 
+    def earlier_in_unit(self, call: _Call) -> bytes | None:
+        """The result of the same key completed earlier in the current unit.
+
+        Its record is not committed yet, so the holder would report the key
+        in progress (or, for the same execution, let it run twice).
+
+        Raises:
+            IdempotencyKeyMismatch: the earlier call had another payload.
+        """
+        unit = current_unit()
+        earlier = None if unit is None else unit.cache.get(("idempotency", call.key))
+        if earlier is None:
+            return None
+        digest, result = earlier
+        if digest != call.digest:
+            raise IdempotencyKeyMismatch(
+                call.key,
+                f"idempotency key {call.key!r} was already used with a different "
+                "payload in this transaction",
+            )
+        return bytes(result)
+
     def replay(self, call: _Call, stored: bytes) -> Any:
         """Decode a completed call's stored result."""
         logger.debug(
@@ -401,6 +423,7 @@ class IdempotentFunction:
         if ttl is None:
             ttl = self.app.settings.idempotency_ttl_seconds
         self.holder.finish(call.key, call.owner, encoded, ttl, unit)
+        unit.cache[("idempotency", call.key)] = (call.digest, encoded)
 
     def failed(self, call: _Call) -> None:
         if self.release_on_error:
@@ -410,7 +433,9 @@ class IdempotentFunction:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         call = self.prepare(args, kwargs)
-        stored = self.holder.begin(call.key, call.digest, call.owner, call.expiry)
+        stored = self.earlier_in_unit(call)
+        if stored is None:
+            stored = self.holder.begin(call.key, call.digest, call.owner, call.expiry)
         if stored is not None:
             return self.replay(call, stored)
         outer = current_unit()
@@ -431,9 +456,11 @@ class IdempotentFunction:
         import asyncio
 
         call = self.prepare(args, kwargs)
-        stored = await asyncio.to_thread(
-            self.holder.begin, call.key, call.digest, call.owner, call.expiry
-        )
+        stored = self.earlier_in_unit(call)
+        if stored is None:
+            stored = await asyncio.to_thread(
+                self.holder.begin, call.key, call.digest, call.owner, call.expiry
+            )
         if stored is not None:
             return self.replay(call, stored)
         outer = current_unit()
