@@ -155,7 +155,8 @@ def main() -> None:
                     conn.execute(f'DROP SCHEMA IF EXISTS "{config["schema"]}" CASCADE')
 
     print(
-        f"{'backend':<11}{'op':<8}{'alone/s':>10}{'x floor':>9}{'2 proc/s':>10}{'x floor':>9}"
+        f"{'backend':<11}{'op':<8}{'alone/s':>10}{'x floor':>9}"
+        f"{'2 proc/s':>10}{'x floor':>9}"
     )
     for backend, result in report["backends"].items():
         print(
