@@ -18,6 +18,7 @@ from stateshift.config import Settings, load_settings
 from stateshift.state.api import StateMixin
 from stateshift.store import Store, open_store
 from stateshift.workflows.api import WorkflowsMixin
+from stateshift.workflows.operations import OperationsMixin
 
 logger = logging.getLogger(__name__)
 
@@ -83,5 +84,5 @@ def _default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-class App(WorkflowsMixin, StateMixin, AppBase):
+class App(OperationsMixin, WorkflowsMixin, StateMixin, AppBase):
     """A stateshift application: register steps, workflows and handlers on it."""

@@ -9,6 +9,7 @@ loop.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from collections.abc import Callable
@@ -262,7 +263,8 @@ class WorkflowsMixin:
         Never sleeps: returns as soon as nothing is due, telling when the
         next timer is (``next_wake_at``, on the app clock).
         """
-        return run_due(self, None)
+        wake_at = self._before_due_work()
+        return _sooner(run_due(self, None), wake_at)
 
     def tick(self, budget: Duration) -> IdleSummary:
         """Run due work within ``budget``; starts no step that cannot fit.
@@ -273,7 +275,16 @@ class WorkflowsMixin:
         """
         seconds = optional_seconds(budget, name="budget")
         assert seconds is not None
-        return run_due(self, seconds)
+        wake_at = self._before_due_work()
+        return _sooner(run_due(self, seconds), wake_at)
+
+    def _before_due_work(self) -> float | None:
+        """A hook run at the start of every tick and ``run_until_idle``.
+
+        Other parts start their due work here (schedules start slots) and
+        return their next wake-up on the app clock, or ``None``.
+        """
+        return None
 
     # --- looking and steering --------------------------------------------
 
@@ -411,6 +422,14 @@ class WorkflowsMixin:
     async def tick_async(self, budget: Duration) -> IdleSummary:
         """:meth:`tick`, off the event loop."""
         return await _off_loop(self.tick, budget)
+
+
+def _sooner(summary: IdleSummary, wake_at: float | None) -> IdleSummary:
+    if wake_at is None or (
+        summary.next_wake_at is not None and summary.next_wake_at <= wake_at
+    ):
+        return summary
+    return dataclasses.replace(summary, next_wake_at=wake_at)
 
 
 def _short_name(fn: Callable[..., Any]) -> str:

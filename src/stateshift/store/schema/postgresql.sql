@@ -85,3 +85,10 @@ CREATE TABLE {p}state_blobs (
     data BYTEA NOT NULL,
     created_at DOUBLE PRECISION NOT NULL
 );
+-- Schedules (0006): how far each cron schedule has got (app clock).
+CREATE TABLE {p}schedules (
+    name TEXT PRIMARY KEY,
+    cron TEXT NOT NULL,
+    last_slot_at DOUBLE PRECISION NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL
+);
