@@ -21,6 +21,9 @@ from stateshift.errors import StateshiftError
 COMMAND_MODULES = (
     "stateshift.cli.db",
     "stateshift.cli.analyze",
+    "stateshift.cli.workflows",
+    "stateshift.cli.worker",
+    "stateshift.cli.doctor",
 )
 
 logger = logging.getLogger(__name__)
