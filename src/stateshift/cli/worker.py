@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from stateshift.cli._appref import add_store_options, open_app
+from stateshift.workflows.telemetry import install_log_filter
 
 
 def register(subparsers: Any) -> None:
@@ -43,6 +44,7 @@ def register(subparsers: Any) -> None:
 
 def run_worker(args: argparse.Namespace) -> int:
     """Run the worker; exit 0 after a graceful stop."""
+    install_log_filter()
     app = open_app(args)
     try:
         app.worker(

@@ -41,6 +41,7 @@ from stateshift.workflows.status import (
     WorkflowInfo,
     WorkflowStatus,
 )
+from stateshift.workflows.telemetry import instrument_step, instrument_workflow
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +109,9 @@ class WorkflowsMixin:
         def decorate(fn: Callable[P, R]) -> Callable[P, R]:
             if not callable(fn):
                 raise TypeError("@app.step() decorates a function")
-            definition = StepDef(name or _short_name(fn), fn, retry, timeout_seconds)
+            step_name = name or _short_name(fn)
+            traced = instrument_step(fn, step_name)
+            definition = StepDef(step_name, traced, retry, timeout_seconds)
             return make_step(definition)
 
         return decorate
@@ -131,7 +134,8 @@ class WorkflowsMixin:
             stored = name or f"{fn.__module__}.{_short_name(fn)}"
             if stored in self._workflow_definitions:
                 raise ValueError(f"a workflow named {stored!r} is already registered")
-            definition = WorkflowDef(stored, fn, timeout_seconds)
+            traced = instrument_workflow(fn, stored)
+            definition = WorkflowDef(stored, traced, timeout_seconds)
             self._workflow_definitions[stored] = definition
             setattr(fn, DEFINITION_ATTRIBUTE, definition)
             return fn
