@@ -81,3 +81,11 @@ WHERE status IN ('dead', 'blocked', 'compensation_failed');
 -- name: doctor_make_due
 UPDATE {p}workflows SET due_at = ?, updated_at = ?
 WHERE workflow_id = ? AND status = ? AND due_at IS NULL;
+
+-- name: history_export
+SELECT name, input, status, app_version, created_at, updated_at
+FROM {p}workflows WHERE workflow_id = ?;
+
+-- name: history_steps
+SELECT seq, kind, name, status, attempts, output, error_type, error_message
+FROM {p}workflow_steps WHERE workflow_id = ? ORDER BY seq;
