@@ -15,6 +15,7 @@ from typing import Any
 
 from stateshift.codec import Codec, Keyring
 from stateshift.config import Settings, load_settings
+from stateshift.placement.api import PlacementMixin
 from stateshift.state.api import StateMixin
 from stateshift.store import Store, open_store
 from stateshift.workflows.api import WorkflowsMixin
@@ -84,5 +85,5 @@ def _default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-class App(OperationsMixin, WorkflowsMixin, StateMixin, AppBase):
+class App(OperationsMixin, PlacementMixin, WorkflowsMixin, StateMixin, AppBase):
     """A stateshift application: register steps, workflows and handlers on it."""

@@ -21,6 +21,8 @@ from stateshift.errors import StateshiftError
 COMMAND_MODULES = (
     "stateshift.cli.db",
     "stateshift.cli.analyze",
+    "stateshift.cli.residency",
+    "stateshift.cli.shards",
     "stateshift.cli.workflows",
     "stateshift.cli.worker",
     "stateshift.cli.doctor",

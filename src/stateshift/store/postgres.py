@@ -145,10 +145,15 @@ class PostgresStore(Store):
         self._open()
         with _translated_errors():
             with self._pool.connection() as connection:
-                with connection.transaction():
-                    if not write:
-                        connection.execute("SET TRANSACTION READ ONLY")
+                # BEGIN READ ONLY in one round trip, where a transaction block
+                # followed by SET TRANSACTION would cost two.
+                connection.execute("BEGIN" if write else "BEGIN READ ONLY")
+                try:
                     yield PostgresTx(self, connection)
+                except BaseException:
+                    _rollback_quietly(connection)
+                    raise
+                connection.execute("COMMIT")
                 connection._stateshift_last_used = time.monotonic()
 
     def _placeholders(self, text: str) -> str:
@@ -176,6 +181,15 @@ class PostgresStore(Store):
         if self._opened:
             self._pool.close()
             self._opened = False
+
+
+def _rollback_quietly(connection: psycopg.Connection[Any]) -> None:
+    # The original error is what the caller needs; a failed rollback on a
+    # broken connection only means the pool will discard it.
+    try:
+        connection.execute("ROLLBACK")
+    except Exception:
+        logger.debug("rollback failed", exc_info=True)
 
 
 @contextmanager

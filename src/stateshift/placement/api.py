@@ -1,0 +1,161 @@
+"""The App's placement methods: regions, residency policy, erasure."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, cast
+
+from stateshift.codec import Codec, Keyring
+from stateshift.placement.erasure import (
+    ForgetReport,
+    SubjectKeyring,
+    SubjectKeys,
+    data_subject,
+)
+from stateshift.placement.policy import ResidencyPolicy
+from stateshift.placement.router import Placement, RegionsConfig
+from stateshift.placement.shards import shard_ids_for
+
+__all__ = ["PlacementMixin"]
+
+
+class PlacementMixin:
+    """Adds ``regions=``, ``region=``, ``residency_policy=`` and erasure to App.
+
+    With ``regions=`` and no store URL, the app's own store (used by features
+    that keep one store) is the first shard of the local region.
+    """
+
+    settings: Any
+
+    def __init__(
+        self,
+        store: str | None = None,
+        *,
+        regions: RegionsConfig | None = None,
+        region: str | None = None,
+        residency_policy: ResidencyPolicy | None = None,
+        **settings: Any,
+    ) -> None:
+        if regions is not None and store is None and "store" not in settings:
+            local = region if region is not None else next(iter(regions), None)
+            if local is not None and local in regions:
+                store = next(iter(shard_ids_for(regions[local]).values()))
+        super().__init__(store, **settings)  # type: ignore[call-arg]
+        # Values written inside ``app.data_subject(...)`` are sealed with the
+        # subject's key; every other value goes to the app's keyring as before.
+        codec: Codec = cast(Any, self).codec
+        subject_keyring = SubjectKeyring(
+            lambda: self.subject_keys, fallback=codec.keyring
+        )
+        cast(Any, self).codec = Codec(
+            codec.max_value_bytes,
+            cast(Keyring, subject_keyring),
+            allow_plaintext=codec.allow_plaintext,
+        )
+        self._regions_config = regions
+        self._region = region
+        self._residency_policy = residency_policy
+        self._placement: Placement | None = None
+        self._subject_keys: SubjectKeys | None = None
+        self._placement_lock = threading.RLock()
+
+    @property
+    def placement(self) -> Placement:
+        """Regions, shards and residency policy (built on first use)."""
+        placement = self._placement
+        if placement is None:
+            with self._placement_lock:
+                if self._placement is None:
+                    self._placement = Placement(
+                        self.settings,
+                        regions=self._regions_config,
+                        region=self._region,
+                        policy=self._residency_policy,
+                        known_stores={self.settings.store: cast(Any, self).store},
+                    )
+                placement = self._placement
+        return placement
+
+    @property
+    def subject_keys(self) -> SubjectKeys:
+        """Per-subject data keys, for crypto-shredding."""
+        keys = self._subject_keys
+        if keys is None:
+            with self._placement_lock:
+                if self._subject_keys is None:
+                    self._subject_keys = SubjectKeys(self.placement)
+                keys = self._subject_keys
+        return keys
+
+    @contextmanager
+    def data_subject(self, subject: str, residency: str | None = None) -> Iterator[str]:
+        """Seal values written inside the block with ``subject``'s own key."""
+        with data_subject(subject, residency) as current:
+            yield current
+
+    def forget(self, subject: str) -> ForgetReport:
+        """Forget a data subject: every stored value of theirs becomes unreadable.
+
+        Their data key is destroyed in every region; reading one of their
+        values then raises :class:`~stateshift.errors.DataErased`.
+        """
+        return self.subject_keys.forget(subject)
+
+    def start(
+        self,
+        fn: Any,
+        *args: Any,
+        residency: str | None = None,
+        tenant: str | None = None,
+        partition_key: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Start a workflow after checking its residency (see the engine's start).
+
+        The workflow's rows go to this app's store, in the local region: a
+        tag that may not be stored or processed here is refused, and
+        audited, before anything is written.
+        """
+        self._check_start(kwargs.get("workflow_id"), residency, tenant, partition_key)
+        return cast(Any, super()).start(fn, *args, **kwargs)
+
+    def run(
+        self,
+        fn: Any,
+        *args: Any,
+        residency: str | None = None,
+        tenant: str | None = None,
+        partition_key: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Start and run a workflow here, after the same check as :meth:`start`."""
+        self._check_start(kwargs.get("workflow_id"), residency, tenant, partition_key)
+        return cast(Any, super()).run(fn, *args, **kwargs)
+
+    def _check_start(
+        self,
+        workflow_id: str | None,
+        residency: str | None,
+        tenant: str | None,
+        partition_key: str | None,
+    ) -> None:
+        placement = self.placement
+        placement.check(
+            partition_key or workflow_id or "(new workflow)",
+            residency,
+            tenant=tenant,
+            operation="start",
+            target_region=placement.region,
+        )
+
+    def close(self) -> None:
+        """Close the store and every shard's connections."""
+        with self._placement_lock:
+            placement, self._placement = self._placement, None
+            self._subject_keys = None
+        if placement is not None:
+            placement.close()
+        super().close()  # type: ignore[misc]

@@ -1,0 +1,394 @@
+"""Rebalancing: move the keys a new shard list places elsewhere, online.
+
+A rebalance of one region from an old shard list to a new one runs in
+resumable stages, recorded in the ``placement_moves`` table of the
+coordinator (the first shard of the old list):
+
+1. **publish** - on each old shard, in one transaction that writers wait
+   for: list the keys whose shard changes, mark each one ``incoming`` on
+   its new shard (readers there go back to the old one), and leave a
+   region ``map`` marker naming the new shard list, so keys first written
+   from now on go straight to their new shard.
+2. **copy** - copy every row of the key to the new shard.
+3. **verify, switch** - on the old shard, under an exclusive lock on the
+   key: read the rows again, copy them again if a writer changed them,
+   check the new shard holds exactly them, delete them, and leave a
+   ``moved`` row pointing to the new shard. Readers and writers that
+   arrive later follow it.
+4. **delete** the ``incoming`` mark on the new shard.
+
+Routing through :meth:`Placement.transaction` reads the forwarding rows in
+the same transaction as the data, so at every instant exactly one shard
+answers for a key. The forwarding rows stay until :func:`finish` is run,
+once every process uses the new shard list.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from stateshift.errors import ConfigError, StoreError
+from stateshift.placement.registry import TableSpec, registered_tables
+from stateshift.placement.router import REGION_LOCK_ID, key_lock_id
+from stateshift.placement.shards import Move, ShardMap, shard_ids_for
+from stateshift.store import Store, Tx
+
+if TYPE_CHECKING:
+    from stateshift.placement.router import Placement
+
+__all__ = ["RebalanceResult", "Rebalancer", "finish", "plan_keys"]
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+_MAP_MARKER = "*"
+_STATES = ("planned", "copied", "switched", "done")
+
+
+@dataclass
+class RebalanceResult:
+    """What a rebalance did."""
+
+    rebalance_id: str
+    """Stable id: the same old and new shard lists give the same id."""
+
+    moved: int = 0
+    """Keys moved by this run (a resumed run counts only its own)."""
+
+    total: int = 0
+    """Keys the rebalance moves in all."""
+
+    recopied: int = 0
+    """Keys copied again because a writer changed them during the copy."""
+
+    moves: list[Move] = field(default_factory=list)
+    """Every planned move."""
+
+
+def _movable() -> list[TableSpec]:
+    return [spec for spec in registered_tables() if spec.movable]
+
+
+def _keys_on(tx: Tx, tables: set[str]) -> set[str]:
+    keys: set[str] = set()
+    for spec in _movable():
+        if spec.table in tables:
+            rows = tx.fetchall(
+                f"SELECT DISTINCT {spec.partition_column} FROM {{p}}{spec.table}"
+            )
+            keys.update(str(row[0]) for row in rows)
+    return keys
+
+
+def plan_keys(placement: Placement, region: str, new: ShardMap) -> list[Move]:
+    """The keys stored in ``region`` that ``new`` would place on another shard."""
+    old = placement.maps[region]
+    moves: list[Move] = []
+    for shard_id in old.shard_ids:
+        store = placement.shard_store(region, shard_id)
+        with store.read() as tx:
+            keys = _keys_on(tx, set(store.list_tables(tx)))
+            forwarded = {
+                str(row[0])
+                for row in tx.fetchall(
+                    "SELECT partition_key FROM {p}placement_forward WHERE kind = ?",
+                    ("moved",),
+                )
+            }
+        for key in sorted(keys - forwarded):
+            target = new.shard_for(key)
+            if target != shard_id:
+                moves.append(Move(key, shard_id, target))
+    return moves
+
+
+class Rebalancer:
+    """Moves one region of a placement onto a new shard list.
+
+    Args:
+        placement: the placement, configured with the *old* shard list.
+        region: the region to rebalance.
+        new_shards: the new shard list (URLs, or shard id to URL).
+        progress: called with ``(done, total)`` after each key.
+    """
+
+    def __init__(
+        self,
+        placement: Placement,
+        region: str,
+        new_shards: list[str] | Mapping[str, str],
+        *,
+        progress: Progress | None = None,
+    ) -> None:
+        if region not in placement.maps:
+            raise ConfigError("region", f"no region {region!r} is configured")
+        self.placement = placement
+        self.region = region
+        self.old = placement.maps[region]
+        self.new_urls = shard_ids_for(new_shards)
+        for shard_id, url in self.new_urls.items():
+            known = placement.urls[region].get(shard_id)
+            if known is not None and known != url:
+                raise ConfigError(
+                    "shards",
+                    f"shard {shard_id!r} of {region!r} has another URL in the new "
+                    "list: shard ids must keep their store",
+                )
+        self.new = ShardMap(region, tuple(self.new_urls))
+        self.progress = progress
+        digest = hashlib.sha256(
+            json.dumps([region, list(self.old.shard_ids), self.new_urls]).encode()
+        ).hexdigest()
+        self.rebalance_id = f"rb-{digest[:16]}"
+        placement._learn(region, self.new_urls)
+
+    def _store(self, shard_id: str) -> Store:
+        return self.placement.shard_store(self.region, shard_id)
+
+    @property
+    def coordinator(self) -> Store:
+        """The store that records the rebalance's progress."""
+        return self._store(self.old.shard_ids[0])
+
+    # --- the stages ---------------------------------------------------------------
+
+    def run(self) -> RebalanceResult:
+        """Run (or resume) the rebalance to the end."""
+        result = RebalanceResult(self.rebalance_id)
+        self._record_state("publishing")
+        moves = self._publish()
+        self._record_moves(moves)
+        self._record_state("moving")
+
+        states = self._move_states()
+        result.moves = [Move(k, s, t) for k, (s, t, _) in sorted(states.items())]
+        result.total = len(states)
+        done = sum(1 for _, _, state in states.values() if state == "done")
+        self._report(done, result.total)
+
+        for move in result.moves:
+            state = states[move.partition_key][2]
+            if state == "done":
+                continue
+            if state in ("planned", "copied"):
+                rows = self._copy(move)
+                self._set_state(move, "copied")
+                if self._switch(move, rows):
+                    result.recopied += 1
+                self._set_state(move, "switched")
+            self._clear_incoming(move)
+            self._set_state(move, "done")
+            result.moved += 1
+            done += 1
+            self._report(done, result.total)
+
+        self._record_state("done")
+        return result
+
+    def _publish(self) -> list[Move]:
+        moves: list[Move] = []
+        payload = json.dumps(self.new_urls)
+        for shard_id in self.old.shard_ids:
+            source = self._store(shard_id)
+            with source.transaction() as tx:
+                if source.dialect == "postgresql":
+                    tx.execute("SELECT pg_advisory_xact_lock(?)", (REGION_LOCK_ID,))
+                keys = _keys_on(tx, set(source.list_tables(tx)))
+                moved = {
+                    str(row[0])
+                    for row in tx.fetchall(
+                        "SELECT partition_key FROM {p}placement_forward WHERE kind = ?",
+                        ("moved",),
+                    )
+                }
+                shard_moves = [
+                    Move(key, shard_id, self.new.shard_for(key))
+                    for key in sorted(keys - moved)
+                    if self.new.shard_for(key) != shard_id
+                ]
+                # The incoming marks go out while this shard's writers wait,
+                # so no key can appear here after the listing and be missed.
+                self._mark_incoming(shard_moves)
+                tx.execute(
+                    source.queries("placement")["forward_put"],
+                    (_MAP_MARKER, "map", payload, self.rebalance_id),
+                )
+            moves.extend(shard_moves)
+        return moves
+
+    def _mark_incoming(self, moves: list[Move]) -> None:
+        by_target: dict[str, list[Move]] = {}
+        for move in moves:
+            by_target.setdefault(move.target, []).append(move)
+        for target_id, target_moves in by_target.items():
+            target = self._store(target_id)
+            with target.transaction() as tx:
+                tx.executemany(
+                    target.queries("placement")["forward_put"],
+                    [
+                        (m.partition_key, "incoming", m.source, self.rebalance_id)
+                        for m in target_moves
+                    ],
+                )
+
+    def _copy(self, move: Move) -> dict[str, list[tuple[Any, ...]]]:
+        source = self._store(move.source)
+        with source.read() as tx:
+            rows = _read_rows(tx, move.partition_key, set(source.list_tables(tx)))
+        self._write_rows(move, rows)
+        return rows
+
+    def _write_rows(self, move: Move, rows: dict[str, list[tuple[Any, ...]]]) -> None:
+        target = self._store(move.target)
+        with target.transaction() as tx:
+            for spec in _movable():
+                if spec.table not in rows:
+                    continue
+                tx.execute(
+                    f"DELETE FROM {{p}}{spec.table} WHERE {spec.partition_column} = ?",
+                    (move.partition_key,),
+                )
+                marks = ", ".join("?" for _ in spec.columns)
+                tx.executemany(
+                    f"INSERT INTO {{p}}{spec.table} ({', '.join(spec.columns)}) "
+                    f"VALUES ({marks})",
+                    rows[spec.table],
+                )
+
+    def _switch(self, move: Move, copied: dict[str, list[tuple[Any, ...]]]) -> bool:
+        """Verify and switch one key; True when it had to be copied again."""
+        source = self._store(move.source)
+        target = self._store(move.target)
+        recopied = False
+        with source.transaction() as tx:
+            if source.dialect == "postgresql":
+                tx.execute(
+                    "SELECT pg_advisory_xact_lock(?)",
+                    (key_lock_id(move.partition_key),),
+                )
+            current = _read_rows(tx, move.partition_key, set(copied) or _table_set())
+            if current != copied:
+                self._write_rows(move, current)
+                recopied = True
+            with target.read() as target_tx:
+                there = _read_rows(target_tx, move.partition_key, set(current))
+            if there != current:
+                raise StoreError(
+                    f"rebalance {self.rebalance_id}: the copy of {move.partition_key!r}"
+                    f" on shard {move.target!r} differs from its source; resume it"
+                )
+            for spec in _movable():
+                if spec.table in current:
+                    tx.execute(
+                        f"DELETE FROM {{p}}{spec.table} "
+                        f"WHERE {spec.partition_column} = ?",
+                        (move.partition_key,),
+                    )
+            tx.execute(
+                source.queries("placement")["forward_put"],
+                (move.partition_key, "moved", move.target, self.rebalance_id),
+            )
+        return recopied
+
+    def _clear_incoming(self, move: Move) -> None:
+        target = self._store(move.target)
+        with target.transaction() as tx:
+            tx.execute(
+                target.queries("placement")["forward_delete"],
+                (move.partition_key, "incoming"),
+            )
+
+    # --- progress records -----------------------------------------------------------
+
+    def _record_state(self, state: str) -> None:
+        store = self.coordinator
+        with store.transaction() as tx:
+            tx.execute(
+                store.queries("placement")["rebalance_put"],
+                (
+                    self.rebalance_id,
+                    self.region,
+                    json.dumps(list(self.old.shard_ids)),
+                    json.dumps(self.new_urls),
+                    state,
+                ),
+            )
+
+    def _record_moves(self, moves: list[Move]) -> None:
+        store = self.coordinator
+        with store.transaction() as tx:
+            tx.executemany(
+                store.queries("placement")["move_put"],
+                [
+                    (self.rebalance_id, m.partition_key, m.source, m.target)
+                    for m in moves
+                ],
+            )
+
+    def _move_states(self) -> dict[str, tuple[str, str, str]]:
+        store = self.coordinator
+        with store.read() as tx:
+            rows = tx.fetchall(
+                store.queries("placement")["move_list"], (self.rebalance_id,)
+            )
+        return {str(r[0]): (str(r[1]), str(r[2]), str(r[3])) for r in rows}
+
+    def _set_state(self, move: Move, state: str) -> None:
+        store = self.coordinator
+        with store.transaction() as tx:
+            tx.execute(
+                store.queries("placement")["move_state"],
+                (state, self.rebalance_id, move.partition_key),
+            )
+
+    def _report(self, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress(done, total)
+
+
+def _table_set() -> set[str]:
+    return {spec.table for spec in _movable()}
+
+
+def _read_rows(
+    tx: Tx, partition_key: str, tables: set[str]
+) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of ``partition_key`` in the movable tables among ``tables``."""
+    found: dict[str, list[tuple[Any, ...]]] = {}
+    for spec in _movable():
+        if spec.table not in tables:
+            continue
+        order = ", ".join(spec.primary_key)
+        rows = tx.fetchall(
+            f"SELECT {', '.join(spec.columns)} FROM {{p}}{spec.table} "
+            f"WHERE {spec.partition_column} = ? ORDER BY {order}",
+            (partition_key,),
+        )
+        found[spec.table] = [_plain(row) for row in rows]
+    return found
+
+
+def _plain(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(bytes(v) if isinstance(v, memoryview | bytearray) else v for v in row)
+
+
+def finish(placement: Placement, region: str, rebalance_id: str) -> int:
+    """Drop a finished rebalance's forwarding rows; return how many.
+
+    Run it only once every process uses the new shard list: a process still
+    on the old list finds moved keys through these rows.
+    """
+    removed = 0
+    for shard_region, _, store in placement.all_stores():
+        if shard_region != region:
+            continue
+        with store.transaction() as tx:
+            removed += tx.execute(
+                store.queries("placement")["forward_clear"], (rebalance_id,)
+            )
+    return removed

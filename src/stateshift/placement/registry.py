@@ -1,0 +1,99 @@
+"""Tables that hold tagged or partitioned rows, declared by their owners.
+
+The residency checker scans every declared table for rows whose tag may
+not live in the region of the shard they sit in, and the rebalancer moves
+the rows of a partition key between shards. Each feature declares its
+tables here once (at import) instead of the placement code knowing them::
+
+    register_table(TableSpec(
+        "state_items",
+        columns=("namespace", "key", "partition_key", "residency", "value"),
+        primary_key=("namespace", "key"),
+        partition_column="partition_key",
+        residency_column="residency",
+    ))
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = ["TableSpec", "register_table", "registered_tables"]
+
+_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """How the placement code may read and move the rows of one table."""
+
+    table: str
+    """Table name without the prefix."""
+
+    columns: tuple[str, ...]
+    """Every column copied when rows move (all of them but generated ids)."""
+
+    primary_key: tuple[str, ...]
+    """Columns naming one row, for reports."""
+
+    partition_column: str | None = None
+    """Column with the partition key; rows of tables without one never move."""
+
+    residency_column: str | None = None
+    """Column with the residency tag (empty for untagged rows)."""
+
+    def __post_init__(self) -> None:
+        names = (self.table, *self.columns, *self.primary_key)
+        extra = (self.partition_column, self.residency_column)
+        for name in (*names, *(n for n in extra if n is not None)):
+            if not _NAME.match(name):
+                raise ValueError(f"{name!r} is not a plain SQL identifier")
+        for column in (*self.primary_key, *(n for n in extra if n is not None)):
+            if column not in self.columns:
+                raise ValueError(f"{column!r} is not among the columns of {self}")
+
+    @property
+    def movable(self) -> bool:
+        """True when rows follow their partition key to another shard."""
+        return self.partition_column is not None
+
+
+_TABLES: dict[str, TableSpec] = {}
+
+
+def register_table(spec: TableSpec) -> None:
+    """Declare a table; declaring the same one again replaces it."""
+    _TABLES[spec.table] = spec
+
+
+def registered_tables() -> list[TableSpec]:
+    """Every declared table, in declaration order."""
+    return list(_TABLES.values())
+
+
+register_table(
+    TableSpec(
+        "placement_audit",
+        columns=(
+            "at",
+            "tag",
+            "region",
+            "operation",
+            "key",
+            "home_region",
+            "target_region",
+        ),
+        primary_key=("key", "at"),
+        residency_column="tag",
+    )
+)
+register_table(
+    TableSpec(
+        "placement_probe",
+        columns=("partition_key", "item_key", "residency", "value", "version"),
+        primary_key=("partition_key", "item_key"),
+        partition_column="partition_key",
+        residency_column="residency",
+    )
+)
