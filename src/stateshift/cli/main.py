@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "stateshift.cli.workflows",
     "stateshift.cli.worker",
     "stateshift.cli.doctor",
+    "stateshift.cli.demo",
 )
 
 logger = logging.getLogger(__name__)
