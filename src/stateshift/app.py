@@ -21,6 +21,7 @@ from stateshift.runtime.api import RuntimeMixin
 from stateshift.state.api import StateMixin
 from stateshift.store import Store, open_store
 from stateshift.workflows.api import WorkflowsMixin
+from stateshift.workflows.operations import OperationsMixin
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,10 @@ class AppBase:
                 store = self._store
         return store
 
+    def _run_due_messages(self, budget_seconds: float | None) -> int:
+        """Run due queue messages; the events layer overrides this hook."""
+        return 0
+
     def close(self) -> None:
         """Close the store's connections. The app can be used again later."""
         with self._store_lock:
@@ -87,6 +92,12 @@ def _default_worker_id() -> str:
 
 
 class App(
-    RuntimeMixin, PlacementMixin, WorkflowsMixin, EventsMixin, StateMixin, AppBase
+    OperationsMixin,
+    RuntimeMixin,
+    PlacementMixin,
+    WorkflowsMixin,
+    EventsMixin,
+    StateMixin,
+    AppBase,
 ):
     """A stateshift application: register steps, workflows and handlers on it."""

@@ -24,6 +24,9 @@ COMMAND_MODULES = (
     "stateshift.cli.analyze",
     "stateshift.cli.residency",
     "stateshift.cli.shards",
+    "stateshift.cli.workflows",
+    "stateshift.cli.worker",
+    "stateshift.cli.doctor",
     "stateshift.cli.demo",
     "stateshift.cli.dev",
 )

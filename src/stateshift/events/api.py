@@ -16,11 +16,27 @@ if TYPE_CHECKING:
     from stateshift.app import AppBase
 
 
+# run_until_idle() has no budget; it still stops when no message is due.
+UNBOUNDED_SECONDS = 365 * 86_400.0
+
+
 class EventsMixin:
     """Effectively-once events: idempotent handlers, queues, outbox and inbox."""
 
     def _app(self) -> AppBase:
         return cast("AppBase", self)
+
+    def _run_due_messages(self, budget_seconds: float | None) -> int:
+        # Called by tick() and run_until_idle(): queue messages are due work
+        # like workflows, so a scheduled tick drives both.
+        from stateshift.events._registry import registry_of
+        from stateshift.events.queues import run_due_messages
+
+        if not registry_of(self._app()).queues:
+            return 0
+        return run_due_messages(
+            self._app(), UNBOUNDED_SECONDS if budget_seconds is None else budget_seconds
+        )
 
     def idempotent(
         self,

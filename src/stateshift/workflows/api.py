@@ -9,7 +9,9 @@ loop.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
@@ -40,6 +42,7 @@ from stateshift.workflows.status import (
     WorkflowInfo,
     WorkflowStatus,
 )
+from stateshift.workflows.telemetry import instrument_step, instrument_workflow
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +110,9 @@ class WorkflowsMixin:
         def decorate(fn: Callable[P, R]) -> Callable[P, R]:
             if not callable(fn):
                 raise TypeError("@app.step() decorates a function")
-            definition = StepDef(name or _short_name(fn), fn, retry, timeout_seconds)
+            step_name = name or _short_name(fn)
+            traced = instrument_step(fn, step_name)
+            definition = StepDef(step_name, traced, retry, timeout_seconds)
             return make_step(definition)
 
         return decorate
@@ -130,9 +135,14 @@ class WorkflowsMixin:
             stored = name or f"{fn.__module__}.{_short_name(fn)}"
             if stored in self._workflow_definitions:
                 raise ValueError(f"a workflow named {stored!r} is already registered")
-            definition = WorkflowDef(stored, fn, timeout_seconds)
+            traced = instrument_workflow(fn, stored)
+            definition = WorkflowDef(stored, traced, timeout_seconds)
             self._workflow_definitions[stored] = definition
             setattr(fn, DEFINITION_ATTRIBUTE, definition)
+            if traced is not fn:
+                # Code that holds the definition's function (the HTTP API)
+                # starts workflows with it: it must lead back here too.
+                setattr(traced, DEFINITION_ATTRIBUTE, definition)
             return fn
 
         return decorate
@@ -262,7 +272,19 @@ class WorkflowsMixin:
         Never sleeps: returns as soon as nothing is due, telling when the
         next timer is (``next_wake_at``, on the app clock).
         """
-        return run_due(self, None)
+        wake_at = self._before_due_work()
+        total: IdleSummary | None = None
+        messages = 0
+        while True:
+            summary = run_due(self, None)
+            total = summary if total is None else _added(total, summary)
+            # Messages may start or wake workflows, and workflows may enqueue
+            # messages: go round until a pass finds no message due.
+            ran = self._run_due_messages(None)
+            messages += ran
+            if not ran:
+                break
+        return _sooner(dataclasses.replace(total, messages=messages), wake_at)
 
     def tick(self, budget: Duration) -> IdleSummary:
         """Run due work within ``budget``; starts no step that cannot fit.
@@ -273,7 +295,25 @@ class WorkflowsMixin:
         """
         seconds = optional_seconds(budget, name="budget")
         assert seconds is not None
-        return run_due(self, seconds)
+        deadline = time.monotonic() + seconds
+        wake_at = self._before_due_work()
+        summary = run_due(self, seconds)
+        left = deadline - time.monotonic()
+        messages = self._run_due_messages(left) if left > 0 else 0
+        return _sooner(dataclasses.replace(summary, messages=messages), wake_at)
+
+    if TYPE_CHECKING:
+
+        def _run_due_messages(self, budget_seconds: float | None) -> int:
+            """Run due queue messages (stateshift.app.AppBase, events layer)."""
+
+    def _before_due_work(self) -> float | None:
+        """A hook run at the start of every tick and ``run_until_idle``.
+
+        Other parts start their due work here (schedules start slots) and
+        return their next wake-up on the app clock, or ``None``.
+        """
+        return None
 
     # --- looking and steering --------------------------------------------
 
@@ -411,6 +451,27 @@ class WorkflowsMixin:
     async def tick_async(self, budget: Duration) -> IdleSummary:
         """:meth:`tick`, off the event loop."""
         return await _off_loop(self.tick, budget)
+
+
+def _added(first: IdleSummary, second: IdleSummary) -> IdleSummary:
+    """Two passes of due work as one summary; the later pass knows the next wake."""
+    return dataclasses.replace(
+        second,
+        ran=first.ran + second.ran,
+        finished=first.finished + second.finished,
+        suspended=first.suspended + second.suspended,
+        released=first.released + second.released,
+        lease_lost=first.lease_lost + second.lease_lost,
+        budget_exhausted=first.budget_exhausted or second.budget_exhausted,
+    )
+
+
+def _sooner(summary: IdleSummary, wake_at: float | None) -> IdleSummary:
+    if wake_at is None or (
+        summary.next_wake_at is not None and summary.next_wake_at <= wake_at
+    ):
+        return summary
+    return dataclasses.replace(summary, next_wake_at=wake_at)
 
 
 def _short_name(fn: Callable[..., Any]) -> str:

@@ -149,3 +149,5 @@ class IdleSummary:
     """Earliest due time still ahead (app clock), if any."""
     budget_exhausted: bool
     """True when ``tick`` stopped because its budget ran out."""
+    messages: int = 0
+    """Queue messages run (succeeded or not)."""

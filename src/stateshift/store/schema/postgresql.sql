@@ -219,3 +219,11 @@ CREATE TABLE {p}inbox (
     updated_at DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (consumer, message_id)
 );
+
+-- Schedules (0006): how far each cron schedule has got (app clock).
+CREATE TABLE {p}schedules (
+    name TEXT PRIMARY KEY,
+    cron TEXT NOT NULL,
+    last_slot_at DOUBLE PRECISION NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL
+);

@@ -1,0 +1,93 @@
+"""The worker loop in-process: parallel threads, schedules, and a clean stop."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import stateshift as ss
+from stateshift.workflows.worker import Worker
+
+
+@pytest.fixture
+def app(store_config: dict[str, Any]) -> Iterator[ss.App]:
+    application = ss.App(**store_config, pool_size=4)
+    yield application
+    application.close()
+
+
+def run_in_thread(worker: Worker) -> threading.Thread:
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    return thread
+
+
+def test_workflows_run_in_parallel_up_to_the_concurrency(app: ss.App) -> None:
+    @app.step()
+    def nap() -> float:
+        time.sleep(0.4)
+        return time.monotonic()
+
+    @app.workflow()
+    def napper(n: int) -> float:
+        return nap()  # type: ignore[no-any-return]
+
+    handles = [app.start(napper, n, workflow_id=f"nap-{n}") for n in range(3)]
+    worker = Worker(app, concurrency=3, max_sleep=0.2)
+    started = time.monotonic()
+    thread = run_in_thread(worker)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not all(
+            h.status().status.finished for h in handles
+        ):
+            time.sleep(0.02)
+        elapsed = time.monotonic() - started
+    finally:
+        worker.stop()
+        thread.join(10)
+    assert not thread.is_alive()
+    assert all(h.status().status is ss.WorkflowStatus.SUCCEEDED for h in handles)
+    assert elapsed < 1.1, f"three 0.4 s steps on three threads took {elapsed:.2f} s"
+    assert worker.invocations == 3
+
+
+def test_stop_hands_a_workflow_back_between_steps(app: ss.App) -> None:
+    entered = threading.Event()
+
+    @app.step()
+    def first() -> int:
+        entered.set()
+        time.sleep(0.3)
+        return 1
+
+    @app.step()
+    def second() -> int:
+        return 2
+
+    @app.workflow()
+    def two() -> list[int]:
+        return [first(), second()]
+
+    app.start(two, workflow_id="two")
+    worker = Worker(app, concurrency=1, max_sleep=0.2)
+    thread = run_in_thread(worker)
+    assert entered.wait(10)
+    worker.stop()
+    thread.join(10)
+    info = app.status("two")
+    assert info.status is ss.WorkflowStatus.PENDING
+    assert [s.name for s in info.steps] == ["first"]
+    app.run_until_idle()
+    assert app.status("two").result == [1, 2]
+
+
+def test_options_are_checked(app: ss.App) -> None:
+    with pytest.raises(ValueError):
+        Worker(app, concurrency=0)
+    with pytest.raises(ValueError):
+        Worker(app, max_sleep=0)
