@@ -174,12 +174,18 @@ class Engine:
         wait_count: int = 0,
     ) -> None:
         now = self.clock()
-        if ctx.deadline_at is not None:
+        # A waiting workflow is woken at once by a cancellation and at its
+        # deadline, to unwind; a saga's compensations run past both, so their
+        # retry timers are kept.
+        woken_at: float | None = now
+        if ctx.compensating:
+            woken_at = due_at
+        elif ctx.deadline_at is not None:
             due_at = ctx.deadline_at if due_at is None else min(due_at, ctx.deadline_at)
         changed = tx.execute(
             self.q["suspend"],
             (
-                now,
+                woken_at,
                 due_at,
                 waiting_for,
                 wait_event,
@@ -361,6 +367,7 @@ class Engine:
         self,
         ctx: WorkflowContext,
         seq: int,
+        kind: str,
         name: str,
         attempt: int,
         output: bytes,
@@ -384,7 +391,7 @@ class Engine:
                 (
                     ctx.workflow_id,
                     seq,
-                    "step",
+                    kind,
                     name,
                     "ok",
                     attempt,

@@ -25,6 +25,7 @@ from stateshift.workflows._registry import WorkflowDef
 from stateshift.workflows._signals import (
     Blocking,
     Cancelling,
+    CompensationFailing,
     Fenced,
     Released,
     Signal,
@@ -120,6 +121,17 @@ def _settle(ctx: WorkflowContext, outcome: Any) -> str:
         engine.finish(ctx, "cancelled", None, error_row(error))
         _log(ctx, logging.INFO, "workflow.cancelled", "was cancelled")
         return FINISHED
+    if isinstance(outcome, CompensationFailing):
+        row = error_row(outcome.error)
+        engine.park(ctx, "compensation_failed", (row[0], outcome.message, row[2]))
+        _log(
+            ctx,
+            logging.ERROR,
+            "workflow.compensation_failed",
+            "could not compensate",
+            outcome.error,
+        )
+        return BLOCKED
     if isinstance(outcome, Blocking):
         engine.park(ctx, "blocked", error_row(outcome.error))
         _log(ctx, logging.ERROR, "workflow.blocked", "is blocked", outcome.error)

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from stateshift.errors import LeaseLost, NonDeterminismError
 
-__all__ = ["Blocking", "Cancelling", "Fenced", "Released", "Suspended", "Signal"]
+__all__ = [
+    "Blocking",
+    "Cancelling",
+    "CompensationFailing",
+    "Fenced",
+    "Released",
+    "Signal",
+    "Suspended",
+]
 
 
 class Signal(BaseException):
@@ -42,3 +50,12 @@ class Blocking(Signal):
     def __init__(self, error: NonDeterminismError) -> None:
         super().__init__(str(error))
         self.error = error
+
+
+class CompensationFailing(Signal):
+    """A saga compensation failed for good; the workflow waits for a resume."""
+
+    def __init__(self, error: BaseException, message: str) -> None:
+        super().__init__(message)
+        self.error = error
+        self.message = message

@@ -43,6 +43,10 @@ BUDGET_MARGIN_SECONDS = 0.05
 MAX_CONFLICT_RERUNS = 10
 """Re-runs of a step whose writes met a newer version, before it fails."""
 
+STEP = "step"
+COMPENSATION = "compensation"
+"""Kinds of checkpoint a step body makes: a forward step, or a saga's undo."""
+
 
 class _Attempt:
     __slots__ = ("unit", "context")
@@ -72,11 +76,15 @@ def error_row(error: BaseException) -> ErrorRow:
     )
 
 
-def _protocol(ctx: WorkflowContext, definition: StepDef) -> Protocol:
+def _protocol(ctx: WorkflowContext, definition: StepDef, kind: str) -> Protocol:
     engine = ctx.engine
     codec = engine.app.codec
-    seq, record = ctx.take("step", definition.name)
+    seq, record = ctx.take(kind, definition.name)
     attempt = 1
+    if record is not None and record.status == "error" and kind == COMPENSATION:
+        # A compensation that failed for good parked the workflow; it runs
+        # here again only because of app.resume, with a fresh set of attempts.
+        record = None
     if record is not None:
         if record.status == "ok":
             assert record.output is not None
@@ -116,7 +124,7 @@ def _protocol(ctx: WorkflowContext, definition: StepDef) -> Protocol:
         if ok:
             try:
                 engine.commit_step(
-                    ctx, seq, definition.name, attempt, output, unit, started
+                    ctx, seq, kind, definition.name, attempt, output, unit, started
                 )
             except ConflictError as exc:
                 conflicts += 1
@@ -153,7 +161,7 @@ def _protocol(ctx: WorkflowContext, definition: StepDef) -> Protocol:
                 engine.step_row(
                     ctx,
                     seq,
-                    "step",
+                    kind,
                     definition.name,
                     "retrying",
                     attempt,
@@ -168,7 +176,7 @@ def _protocol(ctx: WorkflowContext, definition: StepDef) -> Protocol:
             engine.step_row(
                 ctx,
                 seq,
-                "step",
+                kind,
                 definition.name,
                 "error",
                 attempt,
@@ -234,7 +242,12 @@ def _log_retry(
 # --- drivers ---------------------------------------------------------------
 
 
-def run_step(definition: StepDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+def run_step(
+    definition: StepDef,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    kind: str = STEP,
+) -> Any:
     """Call a synchronous step: durably inside a workflow, plainly outside."""
     ctx = workflow_context()
     if ctx is None or step_context() is not None:
@@ -247,7 +260,7 @@ def run_step(definition: StepDef, args: tuple[Any, ...], kwargs: dict[str, Any])
                 "contextvars.copy_context().run"
             )
         return definition.fn(*args, **kwargs)
-    protocol = _protocol(ctx, definition)
+    protocol = _protocol(ctx, definition, kind)
     try:
         request = next(protocol)
         while True:
@@ -261,7 +274,10 @@ def run_step(definition: StepDef, args: tuple[Any, ...], kwargs: dict[str, Any])
 
 
 async def run_step_async(
-    definition: StepDef, args: tuple[Any, ...], kwargs: dict[str, Any]
+    definition: StepDef,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    kind: str = STEP,
 ) -> Any:
     """Call an asynchronous step: durably inside a workflow, plainly outside."""
     import asyncio
@@ -269,7 +285,7 @@ async def run_step_async(
     ctx = workflow_context()
     if ctx is None or step_context() is not None:
         return await definition.fn(*args, **kwargs)
-    protocol = _protocol(ctx, definition)
+    protocol = _protocol(ctx, definition, kind)
     try:
         request = next(protocol)
         while True:

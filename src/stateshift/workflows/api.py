@@ -26,6 +26,7 @@ from stateshift.workflows._registry import (
     StepDef,
     WorkflowDef,
     definition_of,
+    short_name,
 )
 from stateshift.workflows._runner import execute, run_claim, run_due
 from stateshift.workflows._steps import make_step
@@ -107,7 +108,7 @@ class WorkflowsMixin:
         def decorate(fn: Callable[P, R]) -> Callable[P, R]:
             if not callable(fn):
                 raise TypeError("@app.step() decorates a function")
-            definition = StepDef(name or _short_name(fn), fn, retry, timeout_seconds)
+            definition = StepDef(name or short_name(fn), fn, retry, timeout_seconds)
             return make_step(definition)
 
         return decorate
@@ -127,7 +128,7 @@ class WorkflowsMixin:
         def decorate(fn: Callable[P, R]) -> Callable[P, R]:
             if not callable(fn):
                 raise TypeError("@app.workflow() decorates a function")
-            stored = name or f"{fn.__module__}.{_short_name(fn)}"
+            stored = name or f"{fn.__module__}.{short_name(fn)}"
             if stored in self._workflow_definitions:
                 raise ValueError(f"a workflow named {stored!r} is already registered")
             definition = WorkflowDef(stored, fn, timeout_seconds)
@@ -411,12 +412,6 @@ class WorkflowsMixin:
     async def tick_async(self, budget: Duration) -> IdleSummary:
         """:meth:`tick`, off the event loop."""
         return await _off_loop(self.tick, budget)
-
-
-def _short_name(fn: Callable[..., Any]) -> str:
-    # A function defined inside another one is named from its own scope on:
-    # "<locals>" says nothing useful in a history.
-    return str(getattr(fn, "__qualname__", repr(fn))).rsplit("<locals>.", 1)[-1]
 
 
 async def _off_loop(fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:

@@ -73,8 +73,9 @@ class StepInfo:
     name: str
     """Step name (or the helper's: ``sleep``, ``now``, an event name...)."""
     kind: str
-    """``step``, ``sleep``, ``event``, ``child``, ``wait``, ``now``, ``uuid4``,
-    ``random`` or ``patch``."""
+    """``step``, ``compensation`` (a saga's undo step), ``sleep``, ``event``,
+    ``child``, ``wait``, ``now``, ``uuid4``, ``random``, ``patch`` or ``cancel``
+    (where a cancellation took effect)."""
     status: str
     """``ok``, ``error``, ``retrying``, ``waiting`` or ``timeout``."""
     attempts: int
@@ -119,6 +120,11 @@ class WorkflowInfo:
     """The parent workflow, for a child."""
     recoveries: int
     """Times it was taken over from a worker that crashed."""
+
+    @property
+    def compensations(self) -> tuple[StepInfo, ...]:
+        """The saga compensations that ran or were tried, in the order run."""
+        return tuple(step for step in self.steps if step.kind == "compensation")
 
 
 @dataclass(frozen=True)

@@ -108,7 +108,8 @@ RETURNING cancel_requested;
 INSERT INTO {p}workflow_steps (workflow_id, seq, kind, name, status, attempts,
     output, error_type, error_message, error_traceback, started_at, finished_at)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (workflow_id, seq) DO UPDATE SET status = excluded.status,
+ON CONFLICT (workflow_id, seq) DO UPDATE SET kind = excluded.kind,
+    name = excluded.name, status = excluded.status,
     attempts = excluded.attempts, output = excluded.output,
     error_type = excluded.error_type, error_message = excluded.error_message,
     error_traceback = excluded.error_traceback,
