@@ -30,6 +30,7 @@ from stateshift.workflows._engine import ErrorRow
 from stateshift.workflows._exceptions import rebuild, remember, type_name
 from stateshift.workflows._registry import StepDef
 from stateshift.workflows._signals import Released, Suspended
+from stateshift.workflows.retry import RetryPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,13 @@ MAX_CONFLICT_RERUNS = 10
 
 STEP = "step"
 COMPENSATION = "compensation"
-"""Kinds of checkpoint a step body makes: a forward step, or a saga's undo."""
+ENTITY = "entity"
+"""Kinds of checkpoint a step body makes: a forward step, a saga's undo, or
+an entity operation called from workflow code."""
+
+ENTITY_RETRY = RetryPolicy(max_attempts=1)
+"""An entity operation is pure state code: its errors are the business's and
+fail at once; a version conflict at commit re-runs it (``MAX_CONFLICT_RERUNS``)."""
 
 
 class _Attempt:
@@ -378,6 +385,20 @@ def _in_thread(
     if ok:
         return value
     raise value
+
+
+def run_entity_operation(app: object, name: str, run: Callable[[], Any]) -> Any:
+    """An entity operation: a checkpointed step when called from workflow code.
+
+    Called between steps of a workflow of ``app``, the operation runs once,
+    its save commits with its checkpoint, and replay returns the recorded
+    result. Anywhere else (inside a step, outside workflows) it is a plain
+    call, which joins the enclosing unit of work if there is one.
+    """
+    ctx = workflow_context()
+    if ctx is None or step_context() is not None or ctx.engine.app is not app:
+        return run()
+    return run_step(StepDef(name, run, ENTITY_RETRY, None), (), {}, ENTITY)
 
 
 def make_step(definition: StepDef) -> Callable[..., Any]:

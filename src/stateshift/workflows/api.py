@@ -29,7 +29,7 @@ from stateshift.workflows._registry import (
     short_name,
 )
 from stateshift.workflows._runner import execute, run_claim, run_due
-from stateshift.workflows._steps import make_step
+from stateshift.workflows._steps import make_step, run_entity_operation
 from stateshift.workflows.clock import Clock, system_clock
 from stateshift.workflows.handle import WorkflowHandle
 from stateshift.workflows.retry import RetryPolicy
@@ -368,6 +368,17 @@ class WorkflowsMixin:
             WorkflowNotFound: no workflow has this id.
         """
         return self._workflow_engine.revive(workflow_id)
+
+    def _entity_operation_step(
+        self, name: str, key: str, run: Callable[[], Any]
+    ) -> Any:
+        """Run entity operation ``name`` on ``key``; a step in workflow code.
+
+        Called by :class:`~stateshift.state.entities.EntityRef`: from
+        workflow code between steps the operation is checkpointed (run once,
+        replayed after); elsewhere it is ``run()``.
+        """
+        return run_entity_operation(self, name, run)
 
     # --- async adapters ---------------------------------------------------
 
