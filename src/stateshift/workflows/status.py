@@ -155,3 +155,6 @@ class IdleSummary:
     """Earliest due time still ahead (app clock), if any."""
     budget_exhausted: bool
     """True when ``tick`` stopped because its budget ran out."""
+    interrupted: int = 0
+    """Invocations stopped because the store failed under a checkpoint; each
+    workflow is resumed from its history once its claim is taken back."""

@@ -104,6 +104,27 @@ UPDATE {p}workflows SET lease_expires_at = {now} + ?, updated_at = ?
 WHERE workflow_id = ? AND epoch = ?
 RETURNING cancel_requested;
 
+-- name: checkpoint@postgresql
+-- The common step in one statement and one round trip (run on its own, in
+-- autocommit): the fence renews the lease only at the claim's epoch, and the
+-- checkpoint is inserted only from the fenced row. No row back: LeaseLost.
+WITH fence AS (
+    UPDATE {p}workflows SET lease_expires_at = {now} + ?, updated_at = ?
+    WHERE workflow_id = ? AND epoch = ?
+    RETURNING workflow_id, cancel_requested
+), saved AS (
+    INSERT INTO {p}workflow_steps (workflow_id, seq, kind, name, status,
+        attempts, output, started_at, finished_at)
+    SELECT workflow_id, ?, ?, ?, 'ok', ?, ?, ?, ? FROM fence
+    ON CONFLICT (workflow_id, seq) DO UPDATE SET kind = excluded.kind,
+        name = excluded.name, status = excluded.status,
+        attempts = excluded.attempts, output = excluded.output,
+        error_type = NULL, error_message = NULL, error_traceback = NULL,
+        finished_at = excluded.finished_at
+    RETURNING seq
+)
+SELECT cancel_requested, (SELECT COUNT(*) FROM saved) FROM fence;
+
 -- name: save_step
 INSERT INTO {p}workflow_steps (workflow_id, seq, kind, name, status, attempts,
     output, error_type, error_message, error_traceback, started_at, finished_at)
