@@ -110,6 +110,8 @@ class WorkflowContext:
         self.pending_records: list[tuple[Any, ...]] = []
         self.pending_children: list[tuple[Any, ...]] = []
         self.signal: Signal | None = None
+        self.renew_lease_by = time.monotonic() + engine.app.settings.lease_seconds / 3
+        """Until when a checkpoint may leave the lease as it is (monotonic)."""
         self.held: Signal | None = None
         """A cancellation set aside while a saga's compensations run."""
         self.compensating = 0

@@ -146,6 +146,7 @@ class Engine:
         if row is None:
             raise self._fenced(ctx)
         ctx.cancel_requested = ctx.cancel_requested or bool(row[0])
+        ctx.renew_lease_by = time.monotonic() + self.app.settings.lease_seconds / 3
 
     def _flush(self, tx: Tx, ctx: WorkflowContext) -> None:
         # Records buffered since the last checkpoint (times, ids, child
@@ -418,6 +419,18 @@ class Engine:
                     q["checkpoint"],
                     (*fence, ctx.epoch, seq, kind, name, attempt, output)
                     + (started_at, time.time()),
+                )
+                if not rows:
+                    raise self._fenced(ctx)
+                if rows[0][0]:
+                    ctx.cancel_requested = True
+            elif "checkpoint_in_lease" in q and time.monotonic() < ctx.renew_lease_by:
+                # The lease was renewed less than a third of it ago: one
+                # fenced statement, without BEGIN, COMMIT or the lease update.
+                rows = store.execute_alone(
+                    q["checkpoint_in_lease"],
+                    (seq, kind, name, attempt, output, started_at, time.time())
+                    + (ctx.workflow_id, ctx.epoch),
                 )
                 if not rows:
                     raise self._fenced(ctx)

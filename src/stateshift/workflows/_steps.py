@@ -44,6 +44,9 @@ BUDGET_MARGIN_SECONDS = 0.05
 MAX_CONFLICT_RERUNS = 10
 """Re-runs of a step whose writes met a newer version, before it fails."""
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+"""Result types whose decoded encoding equals the value itself."""
+
 STEP = "step"
 COMPENSATION = "compensation"
 ENTITY = "entity"
@@ -150,6 +153,11 @@ def _protocol(ctx: WorkflowContext, definition: StepDef, kind: str) -> Protocol:
                         "step": definition.name,
                     },
                 )
+                if definition.return_hint is None and type(value) in _SCALARS:
+                    # Decoding its own encoding gives the same scalar back.
+                    return value
+                # Otherwise live code gets what a replay gets: the decoded
+                # copy, typed by the annotation.
                 return codec.decode(output, type_hint=definition.return_hint, what=what)
 
         error: Exception = value

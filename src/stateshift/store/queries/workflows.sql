@@ -125,6 +125,23 @@ WITH fence AS (
 )
 SELECT cancel_requested, (SELECT COUNT(*) FROM saved) FROM fence;
 
+-- name: checkpoint_in_lease@sqlite
+-- The common step in one statement, run on its own (autocommit takes the
+-- write lock first, as BEGIN IMMEDIATE does): the checkpoint is inserted only
+-- while the claim's epoch holds. It leaves the lease as it is; the engine
+-- uses it only while the lease was renewed recently. No row back: LeaseLost.
+INSERT INTO {p}workflow_steps (workflow_id, seq, kind, name, status,
+    attempts, output, started_at, finished_at)
+SELECT workflow_id, ?, ?, ?, 'ok', ?, ?, ?, ? FROM {p}workflows
+WHERE workflow_id = ? AND epoch = ?
+ON CONFLICT (workflow_id, seq) DO UPDATE SET kind = excluded.kind,
+    name = excluded.name, status = excluded.status,
+    attempts = excluded.attempts, output = excluded.output,
+    error_type = NULL, error_message = NULL, error_traceback = NULL,
+    finished_at = excluded.finished_at
+RETURNING (SELECT cancel_requested FROM {p}workflows w
+    WHERE w.workflow_id = {p}workflow_steps.workflow_id);
+
 -- name: save_step
 INSERT INTO {p}workflow_steps (workflow_id, seq, kind, name, status, attempts,
     output, error_type, error_message, error_traceback, started_at, finished_at)
