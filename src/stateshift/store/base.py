@@ -123,6 +123,16 @@ class Store(ABC):
         with self._begin(write=False) as tx:
             yield tx
 
+    def execute_alone(self, sql: str, params: Params = ()) -> list[Row]:
+        """Run one statement as a transaction of its own; return its rows.
+
+        A backend that can runs it in a single round trip (PostgreSQL:
+        autocommit, no ``BEGIN`` / ``COMMIT``). One statement is atomic, so
+        this is only for writes that one statement can say entirely.
+        """
+        with self.transaction() as tx:
+            return tx.fetchall(sql, params)
+
     # --- SQL text ---------------------------------------------------------
 
     def sql(self, text: str) -> str:

@@ -156,6 +156,18 @@ class PostgresStore(Store):
                 connection.execute("COMMIT")
                 connection._stateshift_last_used = time.monotonic()
 
+    def execute_alone(self, sql: str, params: Params = ()) -> list[Row]:
+        self.ensure_schema()
+        self._open()
+        text = self.sql(sql)
+        with _translated_errors():
+            with self._pool.connection() as connection:
+                # The pool's connections are in autocommit: one statement is
+                # one transaction and one round trip.
+                rows: list[Row] = connection.execute(text, params).fetchall()
+                connection._stateshift_last_used = time.monotonic()
+        return rows
+
     def _placeholders(self, text: str) -> str:
         return text.replace("%", "%%").replace("?", "%s")
 

@@ -229,6 +229,16 @@ class SQLiteStore(Store):
             with _translated_errors():
                 connection.execute("COMMIT")
 
+    def execute_alone(self, sql: str, params: Params = ()) -> list[Row]:
+        self.ensure_schema()
+        connection = self._connection()
+        with _translated_errors():
+            # Outside BEGIN, one write statement is its own transaction and
+            # takes the write lock before it reads, waiting on the busy
+            # handler. Reading every row lets it finish and commit.
+            rows: list[Row] = connection.execute(self.sql(sql), params).fetchall()
+        return rows
+
     def table_prefix_sql(self) -> str:
         return self.settings.table_prefix
 

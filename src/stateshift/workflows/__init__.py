@@ -24,6 +24,7 @@ from stateshift.workflows._primitives import (
 from stateshift.workflows.clock import ManualClock
 from stateshift.workflows.handle import WorkflowHandle
 from stateshift.workflows.retry import RetryPolicy
+from stateshift.workflows.saga import Saga
 from stateshift.workflows.status import (
     ErrorInfo,
     EventDelivery,
@@ -39,6 +40,7 @@ __all__ = [
     "IdleSummary",
     "ManualClock",
     "RetryPolicy",
+    "Saga",
     "StepContext",
     "StepInfo",
     "WorkflowHandle",

@@ -23,6 +23,12 @@ if TYPE_CHECKING:
 
 __all__ = ["Invocation", "Record", "StepContext", "WorkflowContext", "current"]
 
+CANCEL = "cancel"
+"""The kind (and name) of the checkpoint marking where a cancellation struck."""
+
+SETTLED = frozenset({"ok", "error", "timeout"})
+"""Checkpoint statuses that replay as they are."""
+
 
 class Record(NamedTuple):
     """One checkpoint row, as read from history."""
@@ -104,6 +110,13 @@ class WorkflowContext:
         self.pending_records: list[tuple[Any, ...]] = []
         self.pending_children: list[tuple[Any, ...]] = []
         self.signal: Signal | None = None
+        self.renew_lease_by = time.monotonic() + engine.app.settings.lease_seconds / 3
+        """Until when a checkpoint may leave the lease as it is (monotonic)."""
+        self.held: Signal | None = None
+        """A cancellation set aside while a saga's compensations run."""
+        self.compensating = 0
+        """Depth of saga compensations running now: while above zero, a
+        cancellation or the overall timeout does not stop step calls."""
 
     @property
     def replaying(self) -> bool:
@@ -120,13 +133,40 @@ class WorkflowContext:
         """Raise a pending signal, a cancellation or the overall timeout."""
         if self.signal is not None:
             raise self.signal
+        if self.compensating:
+            return
         if self.cancel_requested:
-            raise self.stop(Cancelling())
+            self._cancel_point()
         if self.deadline_at is not None and self.engine.clock() >= self.deadline_at:
             raise WorkflowTimeout(
                 self.workflow_id,
                 f"workflow {self.workflow_id!r} ran past its overall timeout",
             )
+
+    def _cancel_point(self) -> None:
+        # Where a cancellation took effect is recorded (a "cancel" checkpoint
+        # at that position), so a replay unwinds at the same call: a saga
+        # then registers the same compensations and finds their checkpoints.
+        seq = self.next_seq
+        record = self.history.get(seq)
+        if record is not None and record.kind == CANCEL:
+            self.next_seq += 1
+            raise self.stop(Cancelling())
+        if not self.cancel_requested or not self._open(seq, record):
+            return
+        self.next_seq += 1
+        self.pending_records.append(
+            self.engine.step_row(self, seq, CANCEL, CANCEL, "ok", 1, None)
+        )
+        raise self.stop(Cancelling())
+
+    def _open(self, seq: int, record: Record | None) -> bool:
+        # A settled checkpoint replays; a cancellation takes effect at the
+        # first position with nothing settled: no record, an unfinished one
+        # (a retry, a wait), or the timer the workflow sleeps on now.
+        if record is None or record.status not in SETTLED:
+            return True
+        return record.kind == "sleep" and seq == self.last_seq
 
     def take(self, kind: str, name: str) -> tuple[int, Record | None]:
         """The next sequence number and its recorded checkpoint, if any."""

@@ -13,15 +13,16 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from stateshift.errors import LeaseLost, StoreError, WorkflowNotFound
+from stateshift.errors import LeaseLost, StoreError, StoreUnavailable, WorkflowNotFound
 from stateshift.store.base import Store, Tx
 from stateshift.unit import Unit
 from stateshift.workflows._context import Record, WorkflowContext
-from stateshift.workflows._signals import Fenced, Signal
+from stateshift.workflows._signals import Fenced, Interrupted, Signal
 from stateshift.workflows.status import EventDelivery
 
 if TYPE_CHECKING:
@@ -115,6 +116,28 @@ class Engine:
         )
         return ctx.stop(Fenced(error))
 
+    def _interrupted(self, ctx: WorkflowContext, error: StoreUnavailable) -> Signal:
+        # Whether the failed write committed is unknown: stop as a crash
+        # would and let the replay tell. This worker takes the claim back
+        # first thing, rather than waiting for its lease to expire.
+        self.own_leases_reclaimed = False
+        logger.warning(
+            "workflow %s stops: the store failed under a checkpoint (%s)",
+            ctx.workflow_id,
+            error,
+            extra={"event": "workflow.interrupted", "workflow_id": ctx.workflow_id},
+        )
+        return ctx.stop(Interrupted(error))
+
+    @contextmanager
+    def _writing(self, ctx: WorkflowContext) -> Iterator[Tx]:
+        """A write transaction for workflow code; store failures interrupt."""
+        try:
+            with self.store.transaction() as tx:
+                yield tx
+        except StoreUnavailable as exc:
+            raise self._interrupted(ctx, exc) from exc
+
     def _fence(self, tx: Tx, ctx: WorkflowContext) -> None:
         row = tx.fetchone(
             self.q["fence"],
@@ -123,6 +146,7 @@ class Engine:
         if row is None:
             raise self._fenced(ctx)
         ctx.cancel_requested = ctx.cancel_requested or bool(row[0])
+        ctx.renew_lease_by = time.monotonic() + self.app.settings.lease_seconds / 3
 
     def _flush(self, tx: Tx, ctx: WorkflowContext) -> None:
         # Records buffered since the last checkpoint (times, ids, child
@@ -174,12 +198,18 @@ class Engine:
         wait_count: int = 0,
     ) -> None:
         now = self.clock()
-        if ctx.deadline_at is not None:
+        # A waiting workflow is woken at once by a cancellation and at its
+        # deadline, to unwind; a saga's compensations run past both, so their
+        # retry timers are kept.
+        woken_at: float | None = now
+        if ctx.compensating:
+            woken_at = due_at
+        elif ctx.deadline_at is not None:
             due_at = ctx.deadline_at if due_at is None else min(due_at, ctx.deadline_at)
         changed = tx.execute(
             self.q["suspend"],
             (
-                now,
+                woken_at,
                 due_at,
                 waiting_for,
                 wait_event,
@@ -361,6 +391,7 @@ class Engine:
         self,
         ctx: WorkflowContext,
         seq: int,
+        kind: str,
         name: str,
         attempt: int,
         output: bytes,
@@ -375,35 +406,75 @@ class Engine:
                 "state changed by a step must live in the workflow's store"
             )
         q = self.q
-        with store.transaction() as tx:
+        fence = (self.app.settings.lease_seconds, self.clock(), ctx.workflow_id)
+        try:
+            if unit.operations or ctx.pending_children or ctx.pending_records:
+                self._commit_step_tx(
+                    ctx, seq, kind, name, attempt, output, unit, started_at
+                )
+            elif "checkpoint" in q:
+                # A step with nothing else to write: one statement, one round
+                # trip, no BEGIN or COMMIT.
+                rows = store.execute_alone(
+                    q["checkpoint"],
+                    (*fence, ctx.epoch, seq, kind, name, attempt, output)
+                    + (started_at, time.time()),
+                )
+                if not rows:
+                    raise self._fenced(ctx)
+                if rows[0][0]:
+                    ctx.cancel_requested = True
+            elif "checkpoint_in_lease" in q and time.monotonic() < ctx.renew_lease_by:
+                # The lease was renewed less than a third of it ago: one
+                # fenced statement, without BEGIN, COMMIT or the lease update.
+                rows = store.execute_alone(
+                    q["checkpoint_in_lease"],
+                    (seq, kind, name, attempt, output, started_at, time.time())
+                    + (ctx.workflow_id, ctx.epoch),
+                )
+                if not rows:
+                    raise self._fenced(ctx)
+                if rows[0][0]:
+                    ctx.cancel_requested = True
+            else:
+                with store.transaction() as tx:
+                    self._fence(tx, ctx)
+                    tx.execute(
+                        q["save_step"],
+                        (ctx.workflow_id, seq, kind, name, "ok", attempt, output)
+                        + (None, None, None, started_at, time.time()),
+                    )
+        except StoreUnavailable as exc:
+            raise self._interrupted(ctx, exc) from exc
+        if unit.after_commit:
+            unit.committed()
+
+    def _commit_step_tx(
+        self,
+        ctx: WorkflowContext,
+        seq: int,
+        kind: str,
+        name: str,
+        attempt: int,
+        output: bytes,
+        unit: Unit,
+        started_at: float,
+    ) -> None:
+        with self.store.transaction() as tx:
             self._fence(tx, ctx)
-            if ctx.pending_children or ctx.pending_records:
-                self._flush(tx, ctx)
+            self._flush(tx, ctx)
             tx.execute(
-                q["save_step"],
-                (
-                    ctx.workflow_id,
-                    seq,
-                    "step",
-                    name,
-                    "ok",
-                    attempt,
-                    output,
-                    None,
-                    None,
-                    None,
-                    started_at,
-                    time.time(),
+                self.q["save_step"],
+                self.step_row(
+                    ctx, seq, kind, name, "ok", attempt, output, NO_ERROR, started_at
                 ),
             )
-            if unit.operations:
-                unit.apply(tx)
+            unit.apply(tx)
         self._flushed(ctx)
-        unit.committed()
 
     def record(self, ctx: WorkflowContext, row: tuple[Any, ...]) -> None:
         """Write one checkpoint now (with whatever is buffered)."""
-        with self.store.transaction() as tx:
+        with self._writing(ctx) as tx:
             self._fence(tx, ctx)
             self._flush(tx, ctx)
             tx.execute(self.q["save_step"], row)
@@ -417,7 +488,7 @@ class Engine:
         row: tuple[Any, ...] | None = None,
     ) -> None:
         """Record ``row`` (if any) and leave the workflow waiting."""
-        with self.store.transaction() as tx:
+        with self._writing(ctx) as tx:
             self._suspend(tx, ctx, due_at, waiting_for)
             self._flush(tx, ctx)
             if row is not None:
@@ -441,7 +512,7 @@ class Engine:
         stays queued for a later wait; it is never lost nor used twice.
         """
         q = self.q
-        with self.store.transaction() as tx:
+        with self._writing(ctx) as tx:
             self._fence(tx, ctx)
             self._flush(tx, ctx)
             event = tx.fetchone(q["next_event"], (ctx.workflow_id, name))
@@ -505,7 +576,7 @@ class Engine:
         children is not replayed once per child.
         """
         q = self.q
-        with self.store.transaction() as tx:
+        with self._writing(ctx) as tx:
             self._fence(tx, ctx)
             self._flush(tx, ctx)
             ended = self._ended_children(tx, ctx.workflow_id, child_ids)

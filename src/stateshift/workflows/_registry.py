@@ -11,7 +11,7 @@ from typing import Any
 from stateshift.codec import Codec
 from stateshift.workflows.retry import RetryPolicy
 
-__all__ = ["StepDef", "WorkflowDef", "definition_of", "hints_of"]
+__all__ = ["StepDef", "WorkflowDef", "definition_of", "hints_of", "short_name"]
 
 DEFINITION_ATTRIBUTE = "__stateshift_workflow__"
 
@@ -22,6 +22,12 @@ def hints_of(fn: Callable[..., Any]) -> dict[str, Any]:
         return typing.get_type_hints(fn)
     except Exception:
         return {}
+
+
+def short_name(fn: Callable[..., Any]) -> str:
+    """The qualified name of ``fn`` from its own scope on."""
+    # "<locals>" of an enclosing function says nothing useful in a history.
+    return str(getattr(fn, "__qualname__", repr(fn))).rsplit("<locals>.", 1)[-1]
 
 
 def _is_async(fn: Callable[..., Any]) -> bool:

@@ -11,7 +11,7 @@ import logging
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from stateshift.errors import CodecError, WorkflowCancelled
+from stateshift.errors import CodecError, StoreUnavailable, WorkflowCancelled
 from stateshift.workflows._context import (
     Invocation,
     WorkflowContext,
@@ -25,7 +25,9 @@ from stateshift.workflows._registry import WorkflowDef
 from stateshift.workflows._signals import (
     Blocking,
     Cancelling,
+    CompensationFailing,
     Fenced,
+    Interrupted,
     Released,
     Signal,
     Suspended,
@@ -49,6 +51,7 @@ FINISHED = "finished"
 SUSPENDED = "suspended"
 RELEASED = "released"
 LEASE_LOST = "lease_lost"
+INTERRUPTED = "interrupted"
 BLOCKED = "blocked"
 
 
@@ -100,11 +103,19 @@ def execute(
     except Fenced as fenced:
         _log(ctx, logging.WARNING, "workflow.lease_lost", "lost its claim", fenced)
         return LEASE_LOST, fenced.error
+    except Interrupted as interrupted:
+        return INTERRUPTED, interrupted.error
+    except StoreUnavailable as exc:
+        # Settling failed in the store: like a crash, the claim runs out (or
+        # this worker takes it back) and the replay settles it again.
+        ctx.engine.own_leases_reclaimed = False
+        _log(ctx, logging.WARNING, "workflow.interrupted", "could not settle", exc)
+        return INTERRUPTED, exc
 
 
 def _settle(ctx: WorkflowContext, outcome: Any) -> str:
     engine = ctx.engine
-    if isinstance(outcome, Fenced):
+    if isinstance(outcome, Fenced | Interrupted):
         raise outcome
     if isinstance(outcome, Suspended):
         _log(ctx, logging.DEBUG, "workflow.suspended", "is waiting")
@@ -120,6 +131,17 @@ def _settle(ctx: WorkflowContext, outcome: Any) -> str:
         engine.finish(ctx, "cancelled", None, error_row(error))
         _log(ctx, logging.INFO, "workflow.cancelled", "was cancelled")
         return FINISHED
+    if isinstance(outcome, CompensationFailing):
+        row = error_row(outcome.error)
+        engine.park(ctx, "compensation_failed", (row[0], outcome.message, row[2]))
+        _log(
+            ctx,
+            logging.ERROR,
+            "workflow.compensation_failed",
+            "could not compensate",
+            outcome.error,
+        )
+        return BLOCKED
     if isinstance(outcome, Blocking):
         engine.park(ctx, "blocked", error_row(outcome.error))
         _log(ctx, logging.ERROR, "workflow.blocked", "is blocked", outcome.error)
@@ -224,6 +246,7 @@ def run_due(app: WorkflowsMixin, budget_seconds: float | None) -> IdleSummary:
         suspended=counts[SUSPENDED] + counts[BLOCKED],
         released=counts[RELEASED],
         lease_lost=counts[LEASE_LOST],
+        interrupted=counts[INTERRUPTED],
         next_wake_at=engine.next_wake_at(),
         budget_exhausted=exhausted,
     )

@@ -7,9 +7,18 @@ later ``ss.*`` or step call raises it again.
 
 from __future__ import annotations
 
-from stateshift.errors import LeaseLost, NonDeterminismError
+from stateshift.errors import LeaseLost, NonDeterminismError, StoreUnavailable
 
-__all__ = ["Blocking", "Cancelling", "Fenced", "Released", "Suspended", "Signal"]
+__all__ = [
+    "Blocking",
+    "Cancelling",
+    "CompensationFailing",
+    "Fenced",
+    "Interrupted",
+    "Released",
+    "Signal",
+    "Suspended",
+]
 
 
 class Signal(BaseException):
@@ -40,5 +49,27 @@ class Blocking(Signal):
     """Replay met code that differs from history; the workflow is blocked."""
 
     def __init__(self, error: NonDeterminismError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class CompensationFailing(Signal):
+    """A saga compensation failed for good; the workflow waits for a resume."""
+
+    def __init__(self, error: BaseException, message: str) -> None:
+        super().__init__(message)
+        self.error = error
+        self.message = message
+
+
+class Interrupted(Signal):
+    """The store failed under a checkpoint: whether it landed is unknown.
+
+    The invocation stops as a crash would, writing nothing more. The claim
+    is left to expire (or to this worker's next reclaim); the replay then
+    finds the checkpoint if it committed, and runs the step again if not.
+    """
+
+    def __init__(self, error: StoreUnavailable) -> None:
         super().__init__(str(error))
         self.error = error

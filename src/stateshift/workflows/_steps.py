@@ -30,6 +30,7 @@ from stateshift.workflows._engine import ErrorRow
 from stateshift.workflows._exceptions import rebuild, remember, type_name
 from stateshift.workflows._registry import StepDef
 from stateshift.workflows._signals import Released, Suspended
+from stateshift.workflows.retry import RetryPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,19 @@ BUDGET_MARGIN_SECONDS = 0.05
 
 MAX_CONFLICT_RERUNS = 10
 """Re-runs of a step whose writes met a newer version, before it fails."""
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+"""Result types whose decoded encoding equals the value itself."""
+
+STEP = "step"
+COMPENSATION = "compensation"
+ENTITY = "entity"
+"""Kinds of checkpoint a step body makes: a forward step, a saga's undo, or
+an entity operation called from workflow code."""
+
+ENTITY_RETRY = RetryPolicy(max_attempts=1)
+"""An entity operation is pure state code: its errors are the business's and
+fail at once; a version conflict at commit re-runs it (``MAX_CONFLICT_RERUNS``)."""
 
 
 class _Attempt:
@@ -72,11 +86,15 @@ def error_row(error: BaseException) -> ErrorRow:
     )
 
 
-def _protocol(ctx: WorkflowContext, definition: StepDef) -> Protocol:
+def _protocol(ctx: WorkflowContext, definition: StepDef, kind: str) -> Protocol:
     engine = ctx.engine
     codec = engine.app.codec
-    seq, record = ctx.take("step", definition.name)
+    seq, record = ctx.take(kind, definition.name)
     attempt = 1
+    if record is not None and record.status == "error" and kind == COMPENSATION:
+        # A compensation that failed for good parked the workflow; it runs
+        # here again only because of app.resume, with a fresh set of attempts.
+        record = None
     if record is not None:
         if record.status == "ok":
             assert record.output is not None
@@ -116,7 +134,7 @@ def _protocol(ctx: WorkflowContext, definition: StepDef) -> Protocol:
         if ok:
             try:
                 engine.commit_step(
-                    ctx, seq, definition.name, attempt, output, unit, started
+                    ctx, seq, kind, definition.name, attempt, output, unit, started
                 )
             except ConflictError as exc:
                 conflicts += 1
@@ -135,6 +153,11 @@ def _protocol(ctx: WorkflowContext, definition: StepDef) -> Protocol:
                         "step": definition.name,
                     },
                 )
+                if definition.return_hint is None and type(value) in _SCALARS:
+                    # Decoding its own encoding gives the same scalar back.
+                    return value
+                # Otherwise live code gets what a replay gets: the decoded
+                # copy, typed by the annotation.
                 return codec.decode(output, type_hint=definition.return_hint, what=what)
 
         error: Exception = value
@@ -153,7 +176,7 @@ def _protocol(ctx: WorkflowContext, definition: StepDef) -> Protocol:
                 engine.step_row(
                     ctx,
                     seq,
-                    "step",
+                    kind,
                     definition.name,
                     "retrying",
                     attempt,
@@ -168,7 +191,7 @@ def _protocol(ctx: WorkflowContext, definition: StepDef) -> Protocol:
             engine.step_row(
                 ctx,
                 seq,
-                "step",
+                kind,
                 definition.name,
                 "error",
                 attempt,
@@ -234,7 +257,12 @@ def _log_retry(
 # --- drivers ---------------------------------------------------------------
 
 
-def run_step(definition: StepDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+def run_step(
+    definition: StepDef,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    kind: str = STEP,
+) -> Any:
     """Call a synchronous step: durably inside a workflow, plainly outside."""
     ctx = workflow_context()
     if ctx is None or step_context() is not None:
@@ -247,7 +275,7 @@ def run_step(definition: StepDef, args: tuple[Any, ...], kwargs: dict[str, Any])
                 "contextvars.copy_context().run"
             )
         return definition.fn(*args, **kwargs)
-    protocol = _protocol(ctx, definition)
+    protocol = _protocol(ctx, definition, kind)
     try:
         request = next(protocol)
         while True:
@@ -261,7 +289,10 @@ def run_step(definition: StepDef, args: tuple[Any, ...], kwargs: dict[str, Any])
 
 
 async def run_step_async(
-    definition: StepDef, args: tuple[Any, ...], kwargs: dict[str, Any]
+    definition: StepDef,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    kind: str = STEP,
 ) -> Any:
     """Call an asynchronous step: durably inside a workflow, plainly outside."""
     import asyncio
@@ -269,7 +300,7 @@ async def run_step_async(
     ctx = workflow_context()
     if ctx is None or step_context() is not None:
         return await definition.fn(*args, **kwargs)
-    protocol = _protocol(ctx, definition)
+    protocol = _protocol(ctx, definition, kind)
     try:
         request = next(protocol)
         while True:
@@ -362,6 +393,20 @@ def _in_thread(
     if ok:
         return value
     raise value
+
+
+def run_entity_operation(app: object, name: str, run: Callable[[], Any]) -> Any:
+    """An entity operation: a checkpointed step when called from workflow code.
+
+    Called between steps of a workflow of ``app``, the operation runs once,
+    its save commits with its checkpoint, and replay returns the recorded
+    result. Anywhere else (inside a step, outside workflows) it is a plain
+    call, which joins the enclosing unit of work if there is one.
+    """
+    ctx = workflow_context()
+    if ctx is None or step_context() is not None or ctx.engine.app is not app:
+        return run()
+    return run_step(StepDef(name, run, ENTITY_RETRY, None), (), {}, ENTITY)
 
 
 def make_step(definition: StepDef) -> Callable[..., Any]:

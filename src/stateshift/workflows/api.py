@@ -28,9 +28,10 @@ from stateshift.workflows._registry import (
     StepDef,
     WorkflowDef,
     definition_of,
+    short_name,
 )
 from stateshift.workflows._runner import execute, run_claim, run_due
-from stateshift.workflows._steps import make_step
+from stateshift.workflows._steps import make_step, run_entity_operation
 from stateshift.workflows.clock import Clock, system_clock
 from stateshift.workflows.handle import WorkflowHandle
 from stateshift.workflows.retry import RetryPolicy
@@ -110,7 +111,7 @@ class WorkflowsMixin:
         def decorate(fn: Callable[P, R]) -> Callable[P, R]:
             if not callable(fn):
                 raise TypeError("@app.step() decorates a function")
-            step_name = name or _short_name(fn)
+            step_name = name or short_name(fn)
             traced = instrument_step(fn, step_name)
             definition = StepDef(step_name, traced, retry, timeout_seconds)
             return make_step(definition)
@@ -132,7 +133,7 @@ class WorkflowsMixin:
         def decorate(fn: Callable[P, R]) -> Callable[P, R]:
             if not callable(fn):
                 raise TypeError("@app.workflow() decorates a function")
-            stored = name or f"{fn.__module__}.{_short_name(fn)}"
+            stored = name or f"{fn.__module__}.{short_name(fn)}"
             if stored in self._workflow_definitions:
                 raise ValueError(f"a workflow named {stored!r} is already registered")
             traced = instrument_workflow(fn, stored)
@@ -408,6 +409,17 @@ class WorkflowsMixin:
         """
         return self._workflow_engine.revive(workflow_id)
 
+    def _entity_operation_step(
+        self, name: str, key: str, run: Callable[[], Any]
+    ) -> Any:
+        """Run entity operation ``name`` on ``key``; a step in workflow code.
+
+        Called by :class:`~stateshift.state.entities.EntityRef`: from
+        workflow code between steps the operation is checkpointed (run once,
+        replayed after); elsewhere it is ``run()``.
+        """
+        return run_entity_operation(self, name, run)
+
     # --- async adapters ---------------------------------------------------
 
     async def start_async(
@@ -462,6 +474,7 @@ def _added(first: IdleSummary, second: IdleSummary) -> IdleSummary:
         suspended=first.suspended + second.suspended,
         released=first.released + second.released,
         lease_lost=first.lease_lost + second.lease_lost,
+        interrupted=first.interrupted + second.interrupted,
         budget_exhausted=first.budget_exhausted or second.budget_exhausted,
     )
 
@@ -472,12 +485,6 @@ def _sooner(summary: IdleSummary, wake_at: float | None) -> IdleSummary:
     ):
         return summary
     return dataclasses.replace(summary, next_wake_at=wake_at)
-
-
-def _short_name(fn: Callable[..., Any]) -> str:
-    # A function defined inside another one is named from its own scope on:
-    # "<locals>" says nothing useful in a history.
-    return str(getattr(fn, "__qualname__", repr(fn))).rsplit("<locals>.", 1)[-1]
 
 
 async def _off_loop(fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:

@@ -73,8 +73,9 @@ class StepInfo:
     name: str
     """Step name (or the helper's: ``sleep``, ``now``, an event name...)."""
     kind: str
-    """``step``, ``sleep``, ``event``, ``child``, ``wait``, ``now``, ``uuid4``,
-    ``random`` or ``patch``."""
+    """``step``, ``compensation`` (a saga's undo step), ``sleep``, ``event``,
+    ``child``, ``wait``, ``now``, ``uuid4``, ``random``, ``patch`` or ``cancel``
+    (where a cancellation took effect)."""
     status: str
     """``ok``, ``error``, ``retrying``, ``waiting`` or ``timeout``."""
     attempts: int
@@ -120,6 +121,11 @@ class WorkflowInfo:
     recoveries: int
     """Times it was taken over from a worker that crashed."""
 
+    @property
+    def compensations(self) -> tuple[StepInfo, ...]:
+        """The saga compensations that ran or were tried, in the order run."""
+        return tuple(step for step in self.steps if step.kind == "compensation")
+
 
 @dataclass(frozen=True)
 class EventDelivery:
@@ -151,3 +157,6 @@ class IdleSummary:
     """True when ``tick`` stopped because its budget ran out."""
     messages: int = 0
     """Queue messages run (succeeded or not)."""
+    interrupted: int = 0
+    """Invocations stopped because the store failed under a checkpoint; each
+    workflow is resumed from its history once its claim is taken back."""

@@ -104,11 +104,50 @@ UPDATE {p}workflows SET lease_expires_at = {now} + ?, updated_at = ?
 WHERE workflow_id = ? AND epoch = ?
 RETURNING cancel_requested;
 
+-- name: checkpoint@postgresql
+-- The common step in one statement and one round trip (run on its own, in
+-- autocommit): the fence renews the lease only at the claim's epoch, and the
+-- checkpoint is inserted only from the fenced row. No row back: LeaseLost.
+WITH fence AS (
+    UPDATE {p}workflows SET lease_expires_at = {now} + ?, updated_at = ?
+    WHERE workflow_id = ? AND epoch = ?
+    RETURNING workflow_id, cancel_requested
+), saved AS (
+    INSERT INTO {p}workflow_steps (workflow_id, seq, kind, name, status,
+        attempts, output, started_at, finished_at)
+    SELECT workflow_id, ?, ?, ?, 'ok', ?, ?, ?, ? FROM fence
+    ON CONFLICT (workflow_id, seq) DO UPDATE SET kind = excluded.kind,
+        name = excluded.name, status = excluded.status,
+        attempts = excluded.attempts, output = excluded.output,
+        error_type = NULL, error_message = NULL, error_traceback = NULL,
+        finished_at = excluded.finished_at
+    RETURNING seq
+)
+SELECT cancel_requested, (SELECT COUNT(*) FROM saved) FROM fence;
+
+-- name: checkpoint_in_lease@sqlite
+-- The common step in one statement, run on its own (autocommit takes the
+-- write lock first, as BEGIN IMMEDIATE does): the checkpoint is inserted only
+-- while the claim's epoch holds. It leaves the lease as it is; the engine
+-- uses it only while the lease was renewed recently. No row back: LeaseLost.
+INSERT INTO {p}workflow_steps (workflow_id, seq, kind, name, status,
+    attempts, output, started_at, finished_at)
+SELECT workflow_id, ?, ?, ?, 'ok', ?, ?, ?, ? FROM {p}workflows
+WHERE workflow_id = ? AND epoch = ?
+ON CONFLICT (workflow_id, seq) DO UPDATE SET kind = excluded.kind,
+    name = excluded.name, status = excluded.status,
+    attempts = excluded.attempts, output = excluded.output,
+    error_type = NULL, error_message = NULL, error_traceback = NULL,
+    finished_at = excluded.finished_at
+RETURNING (SELECT cancel_requested FROM {p}workflows w
+    WHERE w.workflow_id = {p}workflow_steps.workflow_id);
+
 -- name: save_step
 INSERT INTO {p}workflow_steps (workflow_id, seq, kind, name, status, attempts,
     output, error_type, error_message, error_traceback, started_at, finished_at)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (workflow_id, seq) DO UPDATE SET status = excluded.status,
+ON CONFLICT (workflow_id, seq) DO UPDATE SET kind = excluded.kind,
+    name = excluded.name, status = excluded.status,
     attempts = excluded.attempts, output = excluded.output,
     error_type = excluded.error_type, error_message = excluded.error_message,
     error_traceback = excluded.error_traceback,
