@@ -32,9 +32,9 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from stateshift.errors import ResidencyViolation, WorkflowNotFound
+from stateshift.errors import ConfigError, ResidencyViolation, WorkflowNotFound
 from stateshift.placement.erasure import current_subject, data_subject
-from stateshift.placement.policy import UNTAGGED
+from stateshift.placement.policy import UNTAGGED, AuditRecord
 from stateshift.placement.registry import TableSpec, register_table
 from stateshift.placement.scope import Home, current_home, home_scope
 from stateshift.store import Store
@@ -248,8 +248,18 @@ def admit_claim(engine: Engine, tx: Tx, claim: Claim) -> Placed | None:
     if placed is None:
         return None
     placement = _placement(engine.app)
+    # The audit record is written in a transaction of its own, which may
+    # need this very shard: it is held back until the claim has committed.
+    held: list[AuditRecord] = engine.app.__dict__.setdefault("_held_audits", [])
     try:
-        placement.check(placed.partition_key, _tag(placed.residency), operation="claim")
+        placement.policy.check(
+            _tag(placed.residency) or UNTAGGED,
+            placement.region,
+            "claim",
+            placed.partition_key,
+            home_region=_audit_home(placement, placed),
+            audit=held.append,
+        )
     except ResidencyViolation as violation:
         tx.execute(
             engine.q["park"],
@@ -266,6 +276,23 @@ def admit_claim(engine: Engine, tx: Tx, claim: Claim) -> Placed | None:
         )
         return None
     return placed
+
+
+def flush_audits(app: WorkflowsMixin) -> None:
+    """Write the audit records of claims refused by :func:`admit_claim`."""
+    held: list[AuditRecord] = app.__dict__.get("_held_audits") or []
+    placement = _placement(app)
+    while held:
+        placement.audit(held.pop(0))
+
+
+def _audit_home(placement: Placement, placed: Placed) -> str:
+    tag = _tag(placed.residency) or UNTAGGED
+    try:
+        home = placement.home_region(tag)
+    except ConfigError:
+        return placement.region
+    return home if placement.policy.rule(tag).may_store(home) else placement.region
 
 
 @contextmanager
@@ -314,6 +341,7 @@ def claiming(app: WorkflowsMixin, home: Home) -> Iterator[None]:
             yield
     finally:
         reclaimed[id(home.store)] = engine.own_leases_reclaimed
+        flush_audits(app)
 
 
 def fail_unreadable(app: WorkflowsMixin, claim: Claim, error: BaseException) -> None:

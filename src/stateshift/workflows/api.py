@@ -230,6 +230,7 @@ class WorkflowsMixin:
             home, _ = _placement.locate(self, row[0], "claim")
             with home_scope(home):
                 claim = engine.claim_id(row[0])
+            _placement.flush_audits(self)
             if claim is not None:
                 with _placement.workflow_scope(home, claim.placed, claim.workflow_id):
                     _, error = run_claim(self, claim, Invocation())
