@@ -28,8 +28,19 @@ test: $(VENV)/.test-installed
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
-bench: $(VENV)/.test-installed
-	$(BIN)/python -m bench
+# The benchmarks get their own virtualenv: DBOS and temporalio are compared
+# against, never installed with the test extras. BENCH_ARGS=--quick for a smoke run.
+BENCH_VENV ?= .venv-bench
+BENCH_BIN = $(BENCH_VENV)/bin
+
+$(BENCH_VENV)/.installed: pyproject.toml bench/requirements.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_BIN)/python -m pip install -q --upgrade pip
+	$(BENCH_BIN)/pip install -q -e '.[postgres]' -r bench/requirements.txt
+	touch $@
+
+bench: $(BENCH_VENV)/.installed
+	$(BENCH_BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -40,6 +40,7 @@ from stateshift.errors import (
     WorkflowNotFound,
     WorkflowTimeout,
 )
+from stateshift.events import Message, Queue, RedisIdempotencyStore
 from stateshift.state import (
     BlobStore,
     CacheStats,
@@ -100,12 +101,15 @@ __all__ = [
     "Item",
     "LeaseLost",
     "LocalDirectoryBlobStore",
+    "Message",
     "Namespace",
     "NonDeterminismError",
     "Page",
     "PayloadTooLarge",
+    "Queue",
     "QueueError",
     "RedisCache",
+    "RedisIdempotencyStore",
     "ResidencyViolation",
     "RetryPolicy",
     "SchemaError",

@@ -15,7 +15,9 @@ from typing import Any
 
 from stateshift.codec import Codec, Keyring
 from stateshift.config import Settings, load_settings
+from stateshift.events.api import EventsMixin
 from stateshift.placement.api import PlacementMixin
+from stateshift.runtime.api import RuntimeMixin
 from stateshift.state.api import StateMixin
 from stateshift.store import Store, open_store
 from stateshift.workflows.api import WorkflowsMixin
@@ -84,5 +86,7 @@ def _default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-class App(PlacementMixin, WorkflowsMixin, StateMixin, AppBase):
+class App(
+    RuntimeMixin, PlacementMixin, WorkflowsMixin, EventsMixin, StateMixin, AppBase
+):
     """A stateshift application: register steps, workflows and handlers on it."""

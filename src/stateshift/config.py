@@ -79,6 +79,15 @@ class Settings:
     max_recoveries: int = 5
     """Takeovers after a worker crash before a workflow is declared dead."""
 
+    api_token: str = ""
+    """Bearer token the HTTP API requires for operations that change things."""
+
+    idempotency_in_progress_seconds: float = 300.0
+    """Expiry of an in-progress idempotency record when the platform gives none."""
+
+    idempotency_ttl_seconds: float = 3600.0
+    """How long a completed idempotency record (and its result) is kept."""
+
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Feature sections of ``stateshift.toml`` (``analyze``, ``residency``...)."""
 
@@ -100,6 +109,8 @@ class Settings:
             "connect_timeout_seconds",
             "busy_timeout_seconds",
             "lease_seconds",
+            "idempotency_in_progress_seconds",
+            "idempotency_ttl_seconds",
         ):
             if not getattr(self, name) > 0:
                 raise ConfigError(name, "must be a positive number of seconds")

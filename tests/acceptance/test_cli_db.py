@@ -49,8 +49,9 @@ def test_db_upgrade_then_info_on_both_backends(
     assert info.returncode == 0, info.stderr
     report = json.loads(info.stdout)
     assert report["schema_version"] == report["code_version"] >= 1
-    shipped = available_migrations(store_config.get("backend", report["backend"]))
-    assert report["rows"]["schema_migrations"] == len(shipped)
+    # Migration numbers are reserved per feature, so they may have gaps.
+    expected = len(available_migrations(report["backend"]))
+    assert report["rows"]["schema_migrations"] == expected
 
 
 def test_db_info_uses_stateshift_store_from_the_environment(tmp_path: Path) -> None:

@@ -20,9 +20,12 @@ from stateshift.errors import StateshiftError
 # Subcommand modules, in the order ``--help`` lists them.
 COMMAND_MODULES = (
     "stateshift.cli.db",
+    "stateshift.cli.queues",
     "stateshift.cli.analyze",
     "stateshift.cli.residency",
     "stateshift.cli.shards",
+    "stateshift.cli.demo",
+    "stateshift.cli.dev",
 )
 
 logger = logging.getLogger(__name__)

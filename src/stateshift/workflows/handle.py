@@ -26,6 +26,10 @@ _PARKED = (
 )
 
 
+def _ended(info: WorkflowInfo) -> bool:
+    return info.status.finished or info.status in _PARKED
+
+
 class WorkflowHandle(Generic[R]):
     """A reference to one workflow, by id."""
 
@@ -75,12 +79,10 @@ class WorkflowHandle(Generic[R]):
         deadline = None if limit is None else time.monotonic() + limit
         while True:
             info = self.app.status(self.workflow_id)
-            if info.status not in (WorkflowStatus.SUCCEEDED,) and not (
-                info.status.finished or info.status in _PARKED
-            ):
+            if not _ended(info):
                 self.app.run_until_idle()
                 info = self.app.status(self.workflow_id)
-            if info.status.finished or info.status in _PARKED:
+            if _ended(info):
                 return self._outcome(info)
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(

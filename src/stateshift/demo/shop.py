@@ -1,0 +1,432 @@
+"""The shop, on stateshift: the service that ``stateshift demo`` runs.
+
+This is the "after" half of ``examples/shop`` (the "before" half is the same
+shop as an ordinary stateful web service). Nothing lives in process memory:
+
+* a customer's **cart** is an entity (``Cart``), saved with a version check;
+* **checkout** is a durable workflow: reserve stock, charge the card,
+  wait for a manager's approval when the order is large (at most 48 hours),
+  book the shipment, confirm. When a step fails for good, or the approval
+  is refused or never comes, the steps already done are undone in reverse
+  order (release the stock, refund the charge, cancel the shipment);
+* the **payment webhook** credits a payment once however often the
+  provider delivers it: an inbox record of the payment id commits in the
+  same transaction as the credit;
+* **order events** (completed, cancelled) are written in the same commit as
+  the step that decides them, so an event exists exactly when its order
+  changed.
+
+The payment provider and the carrier are outside services: the shop only
+knows their :class:`Payments` and :class:`Carrier` interfaces and passes
+them an idempotency key (``ss.current().idempotency_key``) that is the same
+on every retry, so a call repeated after a crash is not a second charge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Protocol
+
+import stateshift as ss
+from stateshift.errors import ConflictError
+
+__all__ = [
+    "APPROVAL_THRESHOLD_CENTS",
+    "APPROVAL_TIMEOUT",
+    "Carrier",
+    "CarrierUnavailable",
+    "Cart",
+    "OrderCancelled",
+    "OutOfStock",
+    "PaymentDeclined",
+    "Payments",
+    "ProviderUnavailable",
+    "Shop",
+    "ShippingRefused",
+    "register",
+]
+
+APPROVAL_THRESHOLD_CENTS = 50_000
+"""Orders of this total or more wait for a manager's approval."""
+
+APPROVAL_TIMEOUT = timedelta(hours=48)
+"""How long an order waits for its approval before it is cancelled."""
+
+WORKFLOW_NAME = "shop.checkout"
+"""The stored name of the checkout workflow; stable across deploys."""
+
+
+# --- the outside world -----------------------------------------------------
+
+
+class OutOfStock(Exception):
+    """Not enough stock for an order; nothing to undo."""
+
+
+class PaymentDeclined(Exception):
+    """The card was declined; retrying will not help."""
+
+
+class ProviderUnavailable(Exception):
+    """The payment provider failed or timed out; worth retrying."""
+
+
+class ShippingRefused(Exception):
+    """The carrier will not take the parcel (address, weight...)."""
+
+
+class CarrierUnavailable(Exception):
+    """The carrier's API failed; worth retrying."""
+
+
+class OrderCancelled(Exception):
+    """The order was refused or its approval never came."""
+
+
+class Payments(Protocol):
+    """A payment provider that deduplicates calls by idempotency key."""
+
+    def charge(
+        self,
+        *,
+        idempotency_key: str,
+        order_id: str,
+        customer: str,
+        cents: int,
+        region: str,
+    ) -> str:
+        """Charge the customer and return the payment id.
+
+        ``region`` names the shop deployment whose webhook hears of it.
+
+        Raises:
+            PaymentDeclined: for good.
+            ProviderUnavailable: maybe after charging; retry with the same key.
+        """
+
+    def refund(self, *, idempotency_key: str, payment_id: str, cents: int) -> str:
+        """Refund a payment and return the refund id."""
+
+
+class Carrier(Protocol):
+    """A carrier that deduplicates bookings by idempotency key."""
+
+    def book(self, *, idempotency_key: str, order_id: str, region: str) -> str:
+        """Book a pickup and return the shipment id.
+
+        Raises:
+            ShippingRefused: for good.
+            CarrierUnavailable: retry with the same key.
+        """
+
+    def cancel(self, *, idempotency_key: str, shipment_id: str) -> None:
+        """Cancel a booked shipment."""
+
+
+# --- state -------------------------------------------------------------------
+
+
+class Cart:
+    """A customer's cart: an entity, one key per customer."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, int] = {}
+        self.prices: dict[str, int] = {}
+        self.region: str = ""
+
+    def add(self, sku: str, quantity: int, price_cents: int, region: str) -> int:
+        """Put ``quantity`` of ``sku`` in the cart; return the cart's total."""
+        if quantity < 1:
+            raise ValueError("quantity must be at least 1")
+        self.items[sku] = self.items.get(sku, 0) + quantity
+        self.prices[sku] = price_cents
+        self.region = region
+        return self.total()
+
+    def total(self) -> int:
+        """The cart's total, in cents."""
+        return sum(self.prices[sku] * n for sku, n in self.items.items())
+
+    def order(self, order_id: str, customer: str) -> dict[str, Any]:
+        """The order this cart makes (the cart itself is unchanged)."""
+        return {
+            "order_id": order_id,
+            "customer": customer,
+            "region": self.region,
+            "items": dict(self.items),
+            "cents": self.total(),
+        }
+
+    def clear(self) -> None:
+        """Empty the cart (after a confirmed order)."""
+        self.items = {}
+        self.prices = {}
+
+
+@dataclass(frozen=True)
+class Shop:
+    """The shop's entry points on one app."""
+
+    app: ss.App
+    """The app the shop is registered on."""
+    checkout: Callable[[dict[str, Any]], dict[str, Any]]
+    """The checkout workflow; start it with ``app.start(shop.checkout, order)``."""
+    on_payment_webhook: Callable[[dict[str, Any]], bool]
+    """The payment provider's webhook: True if it credited, False if a duplicate."""
+    approval_threshold_cents: int
+    """Orders of this total or more wait for an approval."""
+
+    def cart(self, customer: str) -> ss.EntityRef[Cart]:
+        """The cart of ``customer``."""
+        return self.app.entity(Cart, customer)
+
+    def place_order(
+        self, customer: str, order_id: str, residency: str | None = None
+    ) -> ss.WorkflowHandle[Any]:
+        """Check the customer's cart out: start its checkout workflow.
+
+        Idempotent on ``order_id``: a retried request gets the same workflow.
+        ``residency`` (``"EU"``) pins the order to its jurisdiction's store.
+
+        Raises:
+            ResidencyViolation: this deployment may not hold the order.
+        """
+        order = self.cart(customer).get().order(order_id, customer)
+        return self.start_order(order, residency)
+
+    def start_order(
+        self, order: dict[str, Any], residency: str | None = None
+    ) -> ss.WorkflowHandle[Any]:
+        """Start the checkout of ``order`` (see :meth:`place_order`)."""
+        handle: ss.WorkflowHandle[Any]
+        if residency is None:
+            handle = self.app.start(self.checkout, order, workflow_id=order["order_id"])
+        else:
+            handle = self.app.start(
+                self.checkout, order, workflow_id=order["order_id"], residency=residency
+            )
+        return handle
+
+    def approve(self, order_id: str, approved: bool, by: str) -> ss.EventDelivery:
+        """A manager's decision on a large order."""
+        return self.app.send_event(
+            order_id,
+            "approval",
+            {"approved": approved, "by": by},
+            event_id=f"approval:{order_id}",
+        )
+
+
+# --- the service ----------------------------------------------------------
+
+
+def register(
+    app: ss.App,
+    payments: Payments,
+    carrier: Carrier,
+    *,
+    approval_threshold_cents: int = APPROVAL_THRESHOLD_CENTS,
+    approval_timeout: timedelta = APPROVAL_TIMEOUT,
+) -> Shop:
+    """Register the shop's entity, steps, workflow and webhook on ``app``."""
+    app.entity(name="shop.Cart")(Cart)
+    stock = app.state("stock")
+    reservations = app.state("reservations")
+    orders = app.state("orders")
+    events = app.state("order-events")
+    ledger = app.state("ledger")
+    inbox = app.state("payment-webhooks")
+
+    def key() -> str:
+        context = ss.current()
+        assert context is not None and context.idempotency_key is not None
+        return context.idempotency_key
+
+    def set_status(order: dict[str, Any], status: str, **fields: Any) -> None:
+        record = orders.get(order["order_id"])
+        value = dict(record.value) if record is not None else {}
+        value.update(status=status, cents=order["cents"], region=order["region"])
+        value.update(fields)
+        orders.put(order["order_id"], value)
+
+    def emit(order: dict[str, Any], kind: str, **fields: Any) -> None:
+        # Written with the commit of the step that decides the order, so the
+        # event exists if and only if the order changed.
+        body = {"order_id": order["order_id"], "kind": kind, **fields}
+        events.put(f"{order['order_id']}:{kind}", body, expected_version=0)
+
+    @app.step(
+        name="shop.reserve_stock", retry=ss.RetryPolicy(non_retryable=(OutOfStock,))
+    )
+    def reserve_stock(order: dict[str, Any]) -> None:
+        # Stock and the reservation commit with this step's checkpoint, each
+        # version-checked: two orders racing for the last unit re-run, never
+        # both win.
+        for sku, quantity in sorted(order["items"].items()):
+            item = stock.get(sku)
+            available = 0 if item is None else int(item.value)
+            if available < quantity:
+                raise OutOfStock(f"{sku}: {available} left, {quantity} wanted")
+            stock.put(sku, available - quantity)
+        reservations.put(
+            order["order_id"], {"items": order["items"], "released": False}
+        )
+        set_status(order, "reserved")
+
+    @app.step(name="shop.release_stock")
+    def release_stock(order: dict[str, Any]) -> None:
+        record = reservations.get(order["order_id"])
+        if record is None or record.value["released"]:
+            return
+        for sku, quantity in sorted(record.value["items"].items()):
+            item = stock.get(sku)
+            stock.put(sku, (0 if item is None else int(item.value)) + quantity)
+        reservations.put(order["order_id"], {**record.value, "released": True})
+
+    payment_retry = ss.RetryPolicy(
+        max_attempts=8,
+        initial_interval=0.05,
+        max_interval=1.0,
+        non_retryable=(PaymentDeclined,),
+    )
+
+    @app.step(name="shop.charge", retry=payment_retry)
+    def charge(order: dict[str, Any]) -> str:
+        payment_id = payments.charge(
+            idempotency_key=key(),
+            order_id=order["order_id"],
+            customer=order["customer"],
+            cents=order["cents"],
+            region=order["region"],
+        )
+        set_status(order, "paid", payment_id=payment_id)
+        return payment_id
+
+    # A refund must go through: a compensation that gives up leaves money
+    # taken for an order that will never ship.
+    refund_retry = ss.RetryPolicy(
+        max_attempts=30, initial_interval=0.05, max_interval=0.5
+    )
+
+    @app.step(name="shop.refund", retry=refund_retry)
+    def refund(order: dict[str, Any], payment_id: str) -> str:
+        refund_id = payments.refund(
+            idempotency_key=key(), payment_id=payment_id, cents=order["cents"]
+        )
+        set_status(order, "refunded", refund_id=refund_id)
+        return refund_id
+
+    @app.step(name="shop.note_awaiting_approval")
+    def note_awaiting_approval(order: dict[str, Any]) -> None:
+        set_status(order, "awaiting approval")
+
+    shipping_retry = ss.RetryPolicy(
+        max_attempts=8,
+        initial_interval=0.05,
+        max_interval=1.0,
+        non_retryable=(ShippingRefused,),
+    )
+
+    @app.step(name="shop.book_shipping", retry=shipping_retry)
+    def book_shipping(order: dict[str, Any]) -> str:
+        shipment_id = carrier.book(
+            idempotency_key=key(), order_id=order["order_id"], region=order["region"]
+        )
+        set_status(order, "shipping", shipment_id=shipment_id)
+        return shipment_id
+
+    @app.step(name="shop.cancel_shipping", retry=refund_retry)
+    def cancel_shipping(order: dict[str, Any], shipment_id: str) -> None:
+        carrier.cancel(idempotency_key=key(), shipment_id=shipment_id)
+
+    @app.step(name="shop.confirm")
+    def confirm(order: dict[str, Any], payment_id: str, shipment_id: str) -> None:
+        set_status(order, "completed")
+        emit(order, "completed", payment_id=payment_id, shipment_id=shipment_id)
+        app.entity(Cart, order["customer"]).clear()
+
+    @app.step(name="shop.cancel")
+    def cancel(order: dict[str, Any], reason: str) -> None:
+        set_status(order, "cancelled", reason=reason)
+        emit(order, "cancelled", reason=reason)
+
+    def wait_for_approval(order: dict[str, Any]) -> None:
+        note_awaiting_approval(order)
+        try:
+            decision = ss.wait_for_event("approval", timeout=approval_timeout)
+        except ss.EventTimeout:
+            raise OrderCancelled("approval timed out") from None
+        if not decision.get("approved"):
+            raise OrderCancelled(f"refused by {decision.get('by', 'a manager')}")
+
+    @app.workflow(name=WORKFLOW_NAME)
+    def checkout(order: dict[str, Any]) -> dict[str, Any]:
+        # Compensations pile up as steps succeed and run newest first. The
+        # list is rebuilt identically on every replay, because replay
+        # returns the recorded results of the steps that appended to it.
+        undo: list[Callable[[], Any]] = []
+        try:
+            reserve_stock(order)
+            undo.append(lambda: release_stock(order))
+            payment_id = charge(order)
+            undo.append(lambda: refund(order, payment_id))
+            if order["cents"] >= approval_threshold_cents:
+                wait_for_approval(order)
+            shipment_id = book_shipping(order)
+            undo.append(lambda: cancel_shipping(order, shipment_id))
+            confirm(order, payment_id, shipment_id)
+        except Exception as exc:
+            # Suspension and cancellation are BaseExceptions: they pass.
+            for compensation in reversed(undo):
+                compensation()
+            reason = _reason(exc)
+            cancel(order, reason)
+            return {
+                "order_id": order["order_id"],
+                "outcome": "compensated",
+                "reason": reason,
+                "compensations": len(undo),
+            }
+        return {"order_id": order["order_id"], "outcome": "completed"}
+
+    def on_payment_webhook(event: dict[str, Any]) -> bool:
+        # The inbox record and the credit commit together: a redelivery finds
+        # the record and changes nothing; two deliveries racing conflict on
+        # the record's version and the loser re-reads and finds it.
+        payment_id = str(event["payment_id"])
+        for attempt in range(20):
+            try:
+                with app.transaction():
+                    if inbox.get(payment_id) is not None:
+                        return False
+                    inbox.put(
+                        payment_id, {"order_id": event["order_id"]}, expected_version=0
+                    )
+                    account = ledger.get(event["order_id"])
+                    credited = 0 if account is None else int(account.value)
+                    ledger.put(event["order_id"], credited + int(event["cents"]))
+                return True
+            except ConflictError:
+                if attempt == 19:
+                    raise
+        raise AssertionError("unreachable")
+
+    return Shop(app, checkout, on_payment_webhook, approval_threshold_cents)
+
+
+def _reason(exc: Exception) -> str:
+    kinds = {
+        OutOfStock: "out of stock",
+        PaymentDeclined: "payment declined",
+        ProviderUnavailable: "payment provider down",
+        ShippingRefused: "shipping refused",
+        CarrierUnavailable: "carrier down",
+    }
+    for kind, reason in kinds.items():
+        if isinstance(exc, kind):
+            return reason
+    if isinstance(exc, OrderCancelled):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"

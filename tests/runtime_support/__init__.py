@@ -1,0 +1,1 @@
+"""Harnesses for the runtime tests: real platform runtimes on loopback."""
