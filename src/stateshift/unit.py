@@ -55,8 +55,10 @@ class Unit:
             from stateshift.errors import StoreError
 
             raise StoreError(
-                "one step or transaction wrote to two different stores (shards or "
-                "regions); keep data that changes together under one partition key"
+                "one step or transaction wrote to two different stores "
+                f"({self.store.describe()} and {store.describe()}): it commits in "
+                "one transaction on one shard. Keep data that changes together "
+                "under one partition key (partition_key=)"
             )
 
     @property

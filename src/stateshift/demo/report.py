@@ -341,12 +341,15 @@ def _misplaced(worlds: dict[str | None, World], plan: Plan) -> int:
     for region, world in worlds.items():
         strangers = [o for o in plan.orders if o.region != region]
         ids = [o.order_id for o in strangers]
-        for order_id in ids:
-            try:
-                world.app.status(order_id)
-            except ss.WorkflowNotFound:
-                continue
-            found += 1
+        # Rows in this region's own stores: app.status() would find a
+        # stranger's workflow in its home region (and refuse the read).
+        for store in world.app.placement.local_stores():
+            with store.read() as tx:
+                for order_id in ids:
+                    if tx.fetchone(
+                        "SELECT 1 FROM {p}workflows WHERE workflow_id = ?", (order_id,)
+                    ):
+                        found += 1
         for name in ("orders", "reservations", "ledger"):
             found += len(world.app.state(name).get_many(ids))
         events = [f"{i}:{k}" for i in ids for k in ("completed", "cancelled")]

@@ -104,53 +104,6 @@ class PlacementMixin:
         """
         return self.subject_keys.forget(subject)
 
-    def start(
-        self,
-        fn: Any,
-        *args: Any,
-        residency: str | None = None,
-        tenant: str | None = None,
-        partition_key: str | None = None,
-        **kwargs: Any,
-    ) -> Any:
-        """Start a workflow after checking its residency (see the engine's start).
-
-        The workflow's rows go to this app's store, in the local region: a
-        tag that may not be stored or processed here is refused, and
-        audited, before anything is written.
-        """
-        self._check_start(kwargs.get("workflow_id"), residency, tenant, partition_key)
-        return cast(Any, super()).start(fn, *args, **kwargs)
-
-    def run(
-        self,
-        fn: Any,
-        *args: Any,
-        residency: str | None = None,
-        tenant: str | None = None,
-        partition_key: str | None = None,
-        **kwargs: Any,
-    ) -> Any:
-        """Start and run a workflow here, after the same check as :meth:`start`."""
-        self._check_start(kwargs.get("workflow_id"), residency, tenant, partition_key)
-        return cast(Any, super()).run(fn, *args, **kwargs)
-
-    def _check_start(
-        self,
-        workflow_id: str | None,
-        residency: str | None,
-        tenant: str | None,
-        partition_key: str | None,
-    ) -> None:
-        placement = self.placement
-        placement.check(
-            partition_key or workflow_id or "(new workflow)",
-            residency,
-            tenant=tenant,
-            operation="start",
-            target_region=placement.region,
-        )
-
     def close(self) -> None:
         """Close the store and every shard's connections."""
         with self._placement_lock:

@@ -38,6 +38,10 @@ class Tracked:
     data: bytes | None
     """The unit's copy of the encoded value; ``None`` when absent."""
     expires_at: float | None
+    placed: tuple[str, str] = ("", "")
+    """(partition key, residency tag) the row is written with."""
+    found_residency: str = ""
+    """The residency tag of the row when first read (``""``: none or no row)."""
     dirty: bool = False
     invalidate: list[Callable[[int], None]] = field(default_factory=list)
     """Cache invalidations to run, with the final version, after commit."""
@@ -49,8 +53,15 @@ class Tracked:
             return 0
         return self.raw
 
-    def set(self, data: bytes | None, expires_at: float | None) -> int:
+    def set(
+        self,
+        data: bytes | None,
+        expires_at: float | None,
+        placed: tuple[str, str] | None = None,
+    ) -> int:
         """Change the unit's copy; return the version it will have."""
+        if placed is not None:
+            self.placed = placed
         self.raw += 1
         self.data = data
         self.expires_at = expires_at
@@ -80,8 +91,23 @@ class StateBuffer:
         assert isinstance(buffer, StateBuffer)
         return buffer
 
-    def track(self, namespace: str, keys: list[str]) -> list[Tracked]:
-        """Tracked entries of ``keys``, reading the untracked ones in one go."""
+    @classmethod
+    def existing(cls, unit: Unit) -> StateBuffer | None:
+        """The buffer of ``unit`` if a state call made one, without binding."""
+        buffer = unit.cache.get(_CACHE_KEY)
+        return buffer if isinstance(buffer, StateBuffer) else None
+
+    def track(
+        self,
+        namespace: str,
+        keys: list[str],
+        placed: dict[str, tuple[str, str]] | None = None,
+    ) -> list[Tracked]:
+        """Tracked entries of ``keys``, reading the untracked ones in one go.
+
+        ``placed`` gives each new entry its (partition key, residency tag).
+        """
+        placed = placed or {}
         missing = [k for k in keys if (namespace, k) not in self.tracked]
         if missing:
             now = self.now()
@@ -89,8 +115,9 @@ class StateBuffer:
                 found = self.rows.read_many(tx, namespace, missing)
             for key in missing:
                 stored = found.get(key)
+                where = placed.get(key, (key, ""))
                 if stored is None:
-                    entry = Tracked(namespace, key, 0, 0, 0, None, None)
+                    entry = Tracked(namespace, key, 0, 0, 0, None, None, where)
                 else:
                     visible = stored.visible(now)
                     entry = Tracked(
@@ -101,6 +128,8 @@ class StateBuffer:
                         stored.raw_version,
                         stored.data if visible else None,
                         stored.expires_at if visible else None,
+                        where,
+                        stored.residency,
                     )
                 self.tracked[(namespace, key)] = entry
         return [self.tracked[(namespace, k)] for k in keys]
@@ -122,6 +151,7 @@ class StateBuffer:
                 now=now,
                 check=check,
                 new_version=entry.raw,
+                placed=entry.placed,
             )
             self._removed_blobs.extend(result.removed_blobs)
 

@@ -34,6 +34,8 @@ class StoredItem:
     raw_version: int
     data: bytes | None
     expires_at: float | None
+    residency: str = ""
+    """The row's residency tag (``""``: untagged)."""
 
     def visible(self, now: float) -> bool:
         return self.data is not None and (
@@ -69,7 +71,7 @@ class ItemRows:
         row = tx.fetchone(self.q["read_item"], (namespace, key))
         if row is None:
             return None
-        return self._stored(tx, key, row[0], row[1], row[2], row[3])
+        return self._stored(tx, key, row[0], row[1], row[2], row[3], row[4])
 
     def read_many(
         self, tx: Tx, namespace: str, keys: Sequence[str]
@@ -81,7 +83,9 @@ class ItemRows:
             padded = chunk + [chunk[-1]] * (_BATCH - len(chunk))
             for row in tx.fetchall(self._read_items, (namespace, *padded)):
                 key = str(row[0])
-                found[key] = self._stored(tx, key, row[1], row[2], row[3], row[4])
+                found[key] = self._stored(
+                    tx, key, row[1], row[2], row[3], row[4], row[5]
+                )
         return found
 
     def scan(
@@ -104,7 +108,7 @@ class ItemRows:
             rows = tx.fetchall(
                 self.q["scan_range"], (namespace, after, start, end, now, limit)
             )
-        return [self._stored(tx, str(r[0]), r[1], r[2], r[3], r[4]) for r in rows]
+        return [self._stored(tx, str(r[0]), r[1], r[2], r[3], r[4], r[5]) for r in rows]
 
     def _stored(
         self,
@@ -114,6 +118,7 @@ class ItemRows:
         value: Any,
         blob_ref: Any,
         expires_at: Any,
+        residency: Any,
     ) -> StoredItem:
         data: bytes | None
         if blob_ref is not None:
@@ -121,7 +126,7 @@ class ItemRows:
         else:
             data = None if value is None else bytes(value)
         expiry = None if expires_at is None else float(expires_at)
-        return StoredItem(key, int(version), data, expiry)
+        return StoredItem(key, int(version), data, expiry, str(residency or ""))
 
     def check(self, tx: Tx, namespace: str, key: str, now: float) -> tuple[int, int]:
         """(raw, visible) versions of ``key``, share-locked until commit."""
@@ -144,12 +149,16 @@ class ItemRows:
         now: float,
         check: Check,
         new_version: int | None = None,
+        placed: tuple[str, str] | None = None,
     ) -> WriteResult:
         """Write ``data`` to ``key`` (``None`` deletes it) after ``check``.
 
         ``new_version`` defaults to the row's version plus one; a unit that
         wrote the key several times passes the version it promised.
+        ``placed`` is ``(partition key, residency tag)``; by default the key
+        itself, untagged.
         """
+        placed = placed or (key, "")
         for _ in range(3):
             row = tx.fetchone(self.q["lock_item"], (namespace, key))
             if row is None:
@@ -157,7 +166,7 @@ class ItemRows:
                 if data is None:
                     return WriteResult(0, False, [])
                 inserted = self._insert(
-                    tx, namespace, key, data, expires_at, now, new_version or 1
+                    tx, namespace, key, data, expires_at, now, new_version or 1, placed
                 )
                 if inserted is not None:
                     return inserted
@@ -165,7 +174,16 @@ class ItemRows:
                 # lock_item found nothing; read it again, now committed.
                 continue
             return self._update(
-                tx, namespace, key, row, data, expires_at, now, check, new_version
+                tx,
+                namespace,
+                key,
+                row,
+                data,
+                expires_at,
+                now,
+                check,
+                new_version,
+                placed,
             )
         raise AssertionError("a state row appeared and vanished three times")
 
@@ -178,11 +196,12 @@ class ItemRows:
         expires_at: float | None,
         now: float,
         version: int,
+        placed: tuple[str, str],
     ) -> WriteResult | None:
         value, blob_ref = self._place(tx, data)
         changed = tx.execute(
             self.q["insert_item"],
-            (namespace, key, version, value, blob_ref, expires_at, now),
+            (namespace, key, version, value, blob_ref, expires_at, now, *placed),
         )
         if changed == 0:
             if blob_ref is not None:
@@ -201,6 +220,7 @@ class ItemRows:
         now: float,
         check: Check,
         new_version: int | None,
+        placed: tuple[str, str],
     ) -> WriteResult:
         raw, row_expiry, old_blob = int(row[0]), row[1], row[2]
         visible = _alive(row_expiry, row[3], now)
@@ -217,7 +237,7 @@ class ItemRows:
             row_expiry = expires_at
         tx.execute(
             self.q["update_item"],
-            (version, value, blob_ref, row_expiry, now, namespace, key, raw),
+            (version, value, blob_ref, row_expiry, now, *placed, namespace, key, raw),
         )
         removed = [] if old_blob is None else [str(old_blob)]
         return WriteResult(version, True, self._remove_now(tx, removed))

@@ -17,6 +17,7 @@ from stateshift.state.transactions import Transaction, transaction
 if TYPE_CHECKING:
     from stateshift.codec import Codec
     from stateshift.config import Settings
+    from stateshift.placement.router import Placement
     from stateshift.state.cache import RedisCache
     from stateshift.store import Store
 
@@ -38,10 +39,19 @@ class StateMixin:
         @property
         def store(self) -> Store: ...
 
+        @property
+        def placement(self) -> Placement: ...
+
     # --- namespaces -------------------------------------------------------
 
     def state(
-        self, name: str, *, type: Any = None, cache: RedisCache | None = None
+        self,
+        name: str,
+        *,
+        type: Any = None,
+        cache: RedisCache | None = None,
+        residency: str | None = None,
+        tenant: str | None = None,
     ) -> Namespace[Any]:
         """The namespace ``name`` of versioned key-value state.
 
@@ -51,8 +61,12 @@ class StateMixin:
                 model, ``list[Item]``...).
             cache: a :class:`~stateshift.state.cache.RedisCache` to read
                 through.
+            residency: the residency tag of calls that name none (``EU``).
+            tenant: resolve the tag from this tenant when no tag is named.
         """
-        return Namespace(self, name, type=type, cache=cache)
+        return Namespace(
+            self, name, type=type, cache=cache, residency=residency, tenant=tenant
+        )
 
     def transaction(self) -> AbstractContextManager[Transaction]:
         """A block whose state writes commit together, or not at all.
@@ -80,12 +94,20 @@ class StateMixin:
         if limit < 1:
             raise ValueError("limit must be at least 1")
         keep_seconds = to_seconds(tombstones_after, name="tombstones_after")
-        rows = self._state_rows()
-        with rows.store.transaction() as tx:
-            purged, later = rows.purge(
-                tx, now=self._state_now(), tombstone_seconds=keep_seconds, limit=limit
-            )
-        remove_blobs_later(rows.blobs, later)
+        purged = 0
+        # Each region purges its own shards: a worker never touches rows of
+        # a region whose data it may not process.
+        for store in self.placement.local_stores():
+            rows = self._state_rows_for(store)
+            with rows.store.transaction() as tx:
+                count, later = rows.purge(
+                    tx,
+                    now=self._state_now(),
+                    tombstone_seconds=keep_seconds,
+                    limit=limit,
+                )
+            remove_blobs_later(rows.blobs, later)
+            purged += count
         return purged
 
     # --- blobs --------------------------------------------------------------
@@ -102,6 +124,7 @@ class StateMixin:
             raise TypeError("blob_store must be a stateshift.state.BlobStore")
         self.__dict__["_state_blob_store"] = blobs
         self.__dict__.pop("_state_rows_cache", None)
+        self.__dict__.pop("_state_rows_by_store", None)
 
     # --- entities ---------------------------------------------------------
 
@@ -120,7 +143,15 @@ class StateMixin:
     ) -> Callable[[C], C]: ...
 
     @overload
-    def entity(self, cls: type, key: str, /) -> EntityRef[Any]: ...
+    def entity(
+        self,
+        cls: type,
+        key: str,
+        /,
+        *,
+        residency: str | None = None,
+        partition_key: str | None = None,
+    ) -> EntityRef[Any]: ...
 
     def entity(
         self,
@@ -130,16 +161,26 @@ class StateMixin:
         *,
         name: str | None = None,
         attempts: int = DEFAULT_UPDATE_ATTEMPTS,
+        residency: str | None = None,
+        partition_key: str | None = None,
     ) -> Any:
         """Register an entity class, or address one entity.
 
         ``@app.entity`` (or ``@app.entity(name=..., attempts=...)``)
         registers a class; ``app.entity(Cart, "u42")`` returns an
         :class:`~stateshift.state.entities.EntityRef` whose operations
-        load, run and save atomically.
+        load, run and save atomically. ``residency=`` tags the entity's
+        state and ``partition_key=`` co-locates it with that key's rows
+        (a workflow's, for instance).
         """
         if cls is not None and key is not None:
-            return EntityRef(self, self._entity_type(cls), key)
+            return EntityRef(
+                self,
+                self._entity_type(cls),
+                key,
+                residency=residency,
+                partition_key=partition_key,
+            )
         if cls is not None:
             return self._register_entity(cls, name=name, attempts=attempts)
 
@@ -185,11 +226,19 @@ class StateMixin:
         return float(clock()) if clock is not None else time.time()
 
     def _state_rows(self) -> ItemRows:
-        store = self.store
-        cached: ItemRows | None = self.__dict__.get("_state_rows_cache")
+        return self._state_rows_for(self.store)
+
+    def _state_rows_for(self, store: Store) -> ItemRows:
+        """The state queries of one shard's store (made once per store)."""
+        by_store: dict[int, ItemRows] | None = self.__dict__.get("_state_rows_by_store")
+        if by_store is None:
+            by_store = self.__dict__.setdefault("_state_rows_by_store", {})
+        cached = by_store.get(id(store))
         if cached is None or cached.store is not store:
-            cached = ItemRows(
-                store, self.blob_store, self.settings.blob_threshold_bytes
-            )
-            self.__dict__["_state_rows_cache"] = cached
+            chosen: BlobStore | None = self.__dict__.get("_state_blob_store")
+            # Large values of a shard stay in that shard's own blob table,
+            # so they share its transactions, residency and erasure.
+            blobs = chosen if chosen is not None else DatabaseBlobStore(store)
+            cached = ItemRows(store, blobs, self.settings.blob_threshold_bytes)
+            by_store[id(store)] = cached
         return cached

@@ -119,10 +119,22 @@ class EntityType(Generic[E]):
 class EntityRef(Generic[E]):
     """One entity, ``app.entity(Cart, "u42")``: call its operations on it."""
 
-    def __init__(self, app: StateMixin, entity: EntityType[E], key: str) -> None:
+    def __init__(
+        self,
+        app: StateMixin,
+        entity: EntityType[E],
+        key: str,
+        *,
+        residency: str | None = None,
+        partition_key: str | None = None,
+    ) -> None:
         self._app = app
         self._entity = entity
         self.key = check_key(key)
+        self.residency = residency
+        """The residency tag of the entity's state."""
+        self.partition_key = partition_key
+        """The key its state is placed by (its own key when ``None``)."""
 
     def __repr__(self) -> str:
         return f"<stateshift.EntityRef {self._entity.name}/{self.key!r}>"
@@ -141,11 +153,15 @@ class EntityRef(Generic[E]):
 
     def get(self) -> E:
         """The current state, as an instance (a fresh one if never written)."""
-        return self._entity.load(self._namespace().get(self.key))
+        return self._entity.load(
+            self._namespace().get(self.key, partition_key=self.partition_key)
+        )
 
     def _namespace(self) -> Namespace[Any]:
         hint = self._entity.cls if _typed(self._entity.cls) else None
-        return self._app.state(self._entity.namespace, type=hint)
+        return self._app.state(
+            self._entity.namespace, type=hint, residency=self.residency
+        )
 
     def _call(
         self,
@@ -171,9 +187,7 @@ class EntityRef(Generic[E]):
         inside = current_unit() is not None
         attempts = 1 if inside else self._entity.attempts
         for attempt in range(attempts):
-            item = (
-                namespace.get(self.key) if attempt == 0 else namespace._read(self.key)
-            )
+            item = namespace.get(self.key, partition_key=self.partition_key)
             instance = self._entity.load(item)
             before = copy.deepcopy(self._entity.state_of(instance))
             result = method(instance, *args, **kwargs)
@@ -182,7 +196,12 @@ class EntityRef(Generic[E]):
                 return result
             expected = 0 if item is None else item.version
             try:
-                namespace.put(self.key, after, expected_version=expected)
+                namespace.put(
+                    self.key,
+                    after,
+                    expected_version=expected,
+                    partition_key=self.partition_key,
+                )
             except ConflictError:
                 if inside or attempt == attempts - 1:
                     raise

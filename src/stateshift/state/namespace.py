@@ -30,7 +30,8 @@ from stateshift.state._keys import (
     encode_cursor,
     prefix_end,
 )
-from stateshift.state._rows import StoredItem, remove_blobs_later
+from stateshift.state._placement import ItemRoute, route_item, stored_tag
+from stateshift.state._rows import ItemRows, StoredItem, remove_blobs_later
 from stateshift.unit import current_unit
 
 if TYPE_CHECKING:
@@ -69,7 +70,13 @@ class Page(Generic[T]):
 
 
 class Namespace(Generic[T]):
-    """A named set of versioned items in the app's store."""
+    """A named set of versioned items, placed by partition key and residency.
+
+    Each item lives on the shard its partition key (its own key unless
+    ``partition_key=`` is given) picks in the home region of its residency
+    tag. Every read and write is checked against the residency policy
+    first; see :mod:`stateshift.state._placement`.
+    """
 
     def __init__(
         self,
@@ -78,10 +85,16 @@ class Namespace(Generic[T]):
         *,
         type: Any = None,
         cache: RedisCache | None = None,
+        residency: str | None = None,
+        tenant: str | None = None,
     ) -> None:
         self.name = check_key(name, what="namespace")
         self.type = type
         self.cache = cache
+        self.residency = residency
+        """The tag of calls that pass no ``residency=``."""
+        self.tenant = tenant
+        """The tenant whose tag applies when neither names a tag."""
         self._app = app
 
     def __repr__(self) -> str:
@@ -93,42 +106,74 @@ class Namespace(Generic[T]):
 
     # --- reads ------------------------------------------------------------
 
-    def get(self, key: str) -> Item[T] | None:
-        """The item under ``key``, or ``None`` if absent or expired."""
-        check_key(key)
-        buffer = self._buffer()
-        if buffer is not None:
-            (entry,) = buffer.track(self.name, [key])
-            return self._from_tracked(entry, buffer.now())
-        return self._read(key, use_cache=True)
+    def get(
+        self,
+        key: str,
+        *,
+        residency: str | None = None,
+        partition_key: str | None = None,
+    ) -> Item[T] | None:
+        """The item under ``key``, or ``None`` if absent or expired.
 
-    def get_many(self, keys: Iterable[str]) -> dict[str, Item[T]]:
+        Raises:
+            ResidencyViolation: this region may not read data of the tag.
+        """
+        check_key(key)
+        route = self._route(key, residency, partition_key, "read")
+        buffer = self._buffer(route)
+        if buffer is not None:
+            (entry,) = buffer.track(self.name, [key], {key: _placed(route)})
+            self._check_found(route, entry.found_residency)
+            return self._from_tracked(entry, buffer.now())
+        return self._read(key, route, use_cache=True)
+
+    def get_many(
+        self,
+        keys: Iterable[str],
+        *,
+        residency: str | None = None,
+        partition_key: str | None = None,
+    ) -> dict[str, Item[T]]:
         """The items that exist among ``keys``, by key."""
         wanted = list(dict.fromkeys(check_key(k) for k in keys))
         if not wanted:
             return {}
-        buffer = self._buffer()
+        routes = {k: self._route(k, residency, partition_key, "read") for k in wanted}
         found: dict[str, Item[T]] = {}
+        buffer = self._buffer(routes[wanted[0]])
         if buffer is not None:
             now = buffer.now()
-            for entry in buffer.track(self.name, wanted):
+            placed = {k: _placed(r) for k, r in routes.items()}
+            for entry in buffer.track(self.name, wanted, placed):
+                self._check_found(routes[entry.key], entry.found_residency)
                 item = self._from_tracked(entry, now)
                 if item is not None:
                     found[entry.key] = item
             return found
 
         now = self._app._state_now()
-        rows = self._app._state_rows()
-        with rows.store.read() as tx:
-            stored = rows.read_many(tx, self.name, wanted)
+        by_store: dict[int, list[str]] = {}
         for key in wanted:
-            row = stored.get(key)
-            if row is not None and row.visible(now):
-                found[key] = self._item(row)
-        return found
+            by_store.setdefault(id(routes[key].store), []).append(key)
+        for keys_here in by_store.values():
+            rows = self._rows(routes[keys_here[0]])
+            with rows.store.read() as tx:
+                stored = rows.read_many(tx, self.name, keys_here)
+            for key in keys_here:
+                row = stored.get(key)
+                if row is not None and row.visible(now):
+                    self._check_found(routes[key], row.residency)
+                    found[key] = self._item(row)
+        return {key: found[key] for key in wanted if key in found}
 
     def scan(
-        self, *, prefix: str = "", limit: int = 100, cursor: str | None = None
+        self,
+        *,
+        prefix: str = "",
+        limit: int = 100,
+        cursor: str | None = None,
+        residency: str | None = None,
+        partition_key: str | None = None,
     ) -> Page[T]:
         """Items whose key starts with ``prefix``, in key order, a page at a time.
 
@@ -137,6 +182,8 @@ class Namespace(Generic[T]):
         hold fewer than ``limit`` items before the end: continue while
         ``cursor`` is not ``None``. Inside a unit the page includes the
         unit's own writes; scanned keys are not version-checked at commit.
+        With ``partition_key`` only that key's shard is read; without, every
+        shard of the tag's home region, merged in key order.
         """
         prefix = check_prefix(prefix)
         if isinstance(limit, bool) or not isinstance(limit, int):
@@ -147,16 +194,34 @@ class Namespace(Generic[T]):
         end = prefix_end(prefix)
 
         now = self._app._state_now()
-        rows = self._app._state_rows()
-        with rows.store.read() as tx:
-            stored = rows.scan(
-                tx, self.name, after=after, start=prefix, end=end, now=now, limit=limit
-            )
+        routes = self._scan_routes(prefix, residency, partition_key)
+        stored: list[StoredItem] = []
+        more = False
+        for route in routes:
+            rows = self._rows(route)
+            with rows.store.read() as tx:
+                found = rows.scan(
+                    tx,
+                    self.name,
+                    after=after,
+                    start=prefix,
+                    end=end,
+                    now=now,
+                    limit=limit,
+                )
+            for row in found:
+                self._check_found(route, row.residency)
+            more = more or len(found) == limit
+            stored.extend(found)
+        stored.sort(key=lambda row: row.key)
+        if len(stored) > limit:
+            stored, more = stored[:limit], True
         items = {row.key: self._item(row) for row in stored}
-        more = len(stored) == limit
         horizon = stored[-1].key if more else None
 
-        buffer = self._buffer()
+        buffer = self._buffer(routes[0]) if len(routes) == 1 else None
+        if buffer is None and current_unit() is not None and len(routes) > 1:
+            buffer = _existing_buffer()
         if buffer is not None:
             self._overlay(buffer, items, after, prefix, horizon)
         keys = sorted(items)[:limit]
@@ -165,6 +230,31 @@ class Namespace(Generic[T]):
         last = keys[-1] if keys else horizon
         next_cursor = encode_cursor(last) if more and last is not None else None
         return Page([items[k] for k in keys], next_cursor)
+
+    def _scan_routes(
+        self, prefix: str, residency: str | None, partition_key: str | None
+    ) -> list[ItemRoute]:
+        if partition_key is not None:
+            return [
+                self._route(prefix or partition_key, residency, partition_key, "read")
+            ]
+        placement = self._app.placement
+        tag, region = placement.check(
+            f"{self.name}/{prefix}*",
+            self._tag(residency),
+            tenant=self.tenant,
+            operation="read",
+        )
+        return [
+            ItemRoute(
+                placement.shard_store(region, shard_id),
+                region,
+                shard_id,
+                stored_tag(tag),
+                "",
+            )
+            for shard_id in placement.maps[region].shard_ids
+        ]
 
     def _overlay(
         self,
@@ -196,6 +286,8 @@ class Namespace(Generic[T]):
         *,
         ttl: Duration | None = None,
         expected_version: int | None = None,
+        residency: str | None = None,
+        partition_key: str | None = None,
     ) -> int:
         """Write ``value`` under ``key`` and return its new version.
 
@@ -205,18 +297,31 @@ class Namespace(Generic[T]):
             ttl: expire the item this long from now; ``None``: never.
             expected_version: write only if the item is at this version
                 (``0``: only if it does not exist).
+            residency: the item's residency tag (default: the namespace's).
+            partition_key: place the item with this key's other rows (a
+                workflow, an entity) instead of by its own key.
 
         Raises:
             ConflictError: the item is not at ``expected_version``.
+            ResidencyViolation: the policy refuses the write (nothing is
+                written; the attempt is audited).
         """
         check_key(key)
         expected = _check_version(expected_version)
+        route = self._route(key, residency, partition_key, "write")
         now = self._app._state_now()
         expires_at = None if ttl is None else now + to_seconds(ttl, name="ttl")
         data = self._encode(key, value)
-        return self._write(key, data, expires_at, expected, now)
+        return self._write(route, key, data, expires_at, expected, now)
 
-    def delete(self, key: str, *, expected_version: int | None = None) -> bool:
+    def delete(
+        self,
+        key: str,
+        *,
+        expected_version: int | None = None,
+        residency: str | None = None,
+        partition_key: str | None = None,
+    ) -> bool:
         """Delete ``key``; return whether it existed.
 
         Raises:
@@ -224,8 +329,9 @@ class Namespace(Generic[T]):
         """
         check_key(key)
         expected = _check_version(expected_version)
+        route = self._route(key, residency, partition_key, "write")
         now = self._app._state_now()
-        return self._write(key, None, None, expected, now) > 0
+        return self._write(route, key, None, None, expected, now) > 0
 
     def update(
         self,
@@ -234,6 +340,8 @@ class Namespace(Generic[T]):
         *,
         ttl: Duration | None = None,
         attempts: int = DEFAULT_UPDATE_ATTEMPTS,
+        residency: str | None = None,
+        partition_key: str | None = None,
     ) -> Item[T]:
         """Read, apply ``fn`` and write back, retrying on conflicts.
 
@@ -248,9 +356,14 @@ class Namespace(Generic[T]):
         check_key(key)
         if attempts < 1:
             raise ValueError("attempts must be at least 1")
-        inside = self._buffer() is not None
+        route = self._route(key, residency, partition_key, "write")
+        inside = self._buffer(route) is not None
         for attempt in range(1 if inside else attempts):
-            current = self.get(key) if attempt == 0 else self._read(key)
+            current = (
+                self.get(key, residency=residency, partition_key=partition_key)
+                if attempt == 0
+                else self._read(key, route)
+            )
             value = fn(None if current is None else current.value)
             now = self._app._state_now()
             if ttl is not None:
@@ -260,7 +373,7 @@ class Namespace(Generic[T]):
             expected = 0 if current is None else current.version
             data = self._encode(key, value)
             try:
-                version = self._write(key, data, expires_at, expected, now)
+                version = self._write(route, key, data, expires_at, expected, now)
             except ConflictError:
                 if inside or attempt == attempts - 1:
                     raise
@@ -271,24 +384,60 @@ class Namespace(Generic[T]):
 
     # --- internals --------------------------------------------------------
 
-    def _buffer(self) -> StateBuffer | None:
+    def _tag(self, residency: str | None) -> str | None:
+        return residency if residency is not None else self.residency
+
+    def _route(
+        self,
+        key: str,
+        residency: str | None,
+        partition_key: str | None,
+        operation: str,
+    ) -> ItemRoute:
+        if partition_key is not None:
+            check_key(partition_key, what="partition key")
+        return route_item(
+            self._app.placement,
+            key,
+            residency=self._tag(residency),
+            tenant=self.tenant,
+            partition_key=partition_key,
+            operation=operation,
+            unit=current_unit(),
+        )
+
+    def _check_found(self, route: ItemRoute, found: str) -> None:
+        # A row tagged otherwise than asked (written by another tag's path,
+        # or planted): this region must be allowed to read *its* tag too.
+        if found and found != route.tag:
+            self._app.placement.check(
+                route.partition_key or self.name, found, operation="read"
+            )
+
+    def _rows(self, route: ItemRoute) -> ItemRows:
+        return self._app._state_rows_for(route.store)
+
+    def _buffer(self, route: ItemRoute) -> StateBuffer | None:
         unit = current_unit()
         if unit is None:
             return None
-        return StateBuffer.of(unit, self._app._state_rows(), self._app._state_now)
+        return StateBuffer.of(unit, self._rows(route), self._app._state_now)
 
-    def _read(self, key: str, *, use_cache: bool = False) -> Item[T] | None:
+    def _read(
+        self, key: str, route: ItemRoute, *, use_cache: bool = False
+    ) -> Item[T] | None:
         now = self._app._state_now()
         if use_cache and self.cache is not None:
             hit = self.cache.lookup(self.name, key, now)
             if hit is not None:
                 version, data, expires_at = hit
                 return Item(key, self._decode(key, data), version, expires_at)
-        rows = self._app._state_rows()
+        rows = self._rows(route)
         with rows.store.read() as tx:
             stored = rows.read(tx, self.name, key)
         if stored is None or not stored.visible(now):
             return None
+        self._check_found(route, stored.residency)
         assert stored.data is not None
         if use_cache and self.cache is not None:
             self.cache.fill(
@@ -298,6 +447,7 @@ class Namespace(Generic[T]):
 
     def _write(
         self,
+        route: ItemRoute,
         key: str,
         data: bytes | None,
         expires_at: float | None,
@@ -305,18 +455,27 @@ class Namespace(Generic[T]):
         now: float,
     ) -> int:
         """Write or delete (``data=None``); return the new visible version."""
-        buffer = self._buffer()
+        buffer = self._buffer(route)
         if buffer is not None:
-            return self._write_buffered(buffer, key, data, expires_at, expected, now)
+            return self._write_buffered(
+                buffer, route, key, data, expires_at, expected, now
+            )
 
         def check(raw: int, visible: int) -> None:
             if expected is not None and visible != expected:
                 raise ConflictError(self.name, key, expected, visible)
 
-        rows = self._app._state_rows()
+        rows = self._rows(route)
         with rows.store.transaction() as tx:
             result = rows.write(
-                tx, self.name, key, data, expires_at=expires_at, now=now, check=check
+                tx,
+                self.name,
+                key,
+                data,
+                expires_at=expires_at,
+                now=now,
+                check=check,
+                placed=_placed(route),
             )
         remove_blobs_later(rows.blobs, result.removed_blobs)
         if result.changed and self.cache is not None:
@@ -326,19 +485,20 @@ class Namespace(Generic[T]):
     def _write_buffered(
         self,
         buffer: StateBuffer,
+        route: ItemRoute,
         key: str,
         data: bytes | None,
         expires_at: float | None,
         expected: int | None,
         now: float,
     ) -> int:
-        (entry,) = buffer.track(self.name, [key])
+        (entry,) = buffer.track(self.name, [key], {key: _placed(route)})
         visible = entry.visible_version(now)
         if expected is not None and visible != expected:
             raise ConflictError(self.name, key, expected, visible)
         if data is None and visible == 0:
             return 0
-        version = entry.set(data, expires_at)
+        version = entry.set(data, expires_at, _placed(route))
         if self.cache is not None and not entry.invalidate:
             cache, name = self.cache, self.name
             entry.invalidate.append(lambda v: cache.invalidate(name, key, v))
@@ -378,6 +538,17 @@ class Namespace(Generic[T]):
         return Item(
             entry.key, self._decode(entry.key, entry.data), version, entry.expires_at
         )
+
+
+def _placed(route: ItemRoute) -> tuple[str, str]:
+    return route.partition_key, route.tag
+
+
+def _existing_buffer() -> StateBuffer | None:
+    unit = current_unit()
+    if unit is None:
+        return None
+    return StateBuffer.existing(unit)
 
 
 def _check_version(expected_version: int | None) -> int | None:

@@ -19,8 +19,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from stateshift.errors import LeaseLost, StoreError, StoreUnavailable, WorkflowNotFound
+from stateshift.placement.scope import current_home
 from stateshift.store.base import Store, Tx
 from stateshift.unit import Unit
+from stateshift.workflows import _placement
 from stateshift.workflows._context import Record, WorkflowContext
 from stateshift.workflows._signals import Fenced, Interrupted, Signal
 from stateshift.workflows.status import EventDelivery
@@ -48,6 +50,7 @@ class Claim:
     parent_id: str | None
     deadline_at: float | None
     history: list[Record]
+    placed: _placement.Placed | None = None
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,9 @@ class Engine:
 
     @property
     def store(self) -> Store:
-        return self.app.store
+        # The shard of the workflow being started, claimed or run (see
+        # workflows/_placement.py); the app's own store outside of those.
+        return _placement.store_of(current_home(), self.app.store)
 
     @property
     def q(self) -> dict[str, str]:
@@ -121,6 +126,7 @@ class Engine:
         # would and let the replay tell. This worker takes the claim back
         # first thing, rather than waiting for its lease to expire.
         self.own_leases_reclaimed = False
+        _placement.reclaim_everywhere(self.app)
         logger.warning(
             "workflow %s stops: the store failed under a checkpoint (%s)",
             ctx.workflow_id,
@@ -253,6 +259,7 @@ class Engine:
             deadline,
             now,
             now,
+            *_placement.placed_columns(workflow_id),
         )
 
     def insert(self, row: tuple[Any, ...]) -> tuple[str, str, str] | None:
@@ -332,6 +339,9 @@ class Engine:
             deadline_at=row[7],
             history=[],
         )
+        claim.placed = _placement.admit_claim(self, tx, claim)
+        if claim.placed is None:
+            return None
         if claim.recoveries > self.app.settings.max_recoveries:
             message = (
                 f"workflow {claim.workflow_id!r} was taken over from a crashed "

@@ -11,7 +11,13 @@ import logging
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from stateshift.errors import CodecError, StoreUnavailable, WorkflowCancelled
+from stateshift.errors import (
+    CodecError,
+    DataErased,
+    StoreUnavailable,
+    WorkflowCancelled,
+)
+from stateshift.workflows import _placement
 from stateshift.workflows._context import (
     Invocation,
     WorkflowContext,
@@ -219,21 +225,39 @@ def run_claim(
 
 
 def run_due(app: WorkflowsMixin, budget_seconds: float | None) -> IdleSummary:
-    """Run due workflows until none is due (or the budget is nearly spent)."""
+    """Run due workflows until none is due (or the budget is nearly spent).
+
+    Claims go round the shards of this region, one workflow at a time, and
+    stop once every shard in a row had nothing due.
+    """
     engine = app._workflow_engine
     invocation = Invocation(budget_seconds)
     reserve = 0.0 if budget_seconds is None else budget_seconds * NEARLY_SPENT_FRACTION
     counts: Counter[str] = Counter()
     exhausted = False
-    while True:
+    homes = _placement.claim_homes(app)
+    turn = idle = 0
+    while idle < len(homes):
         remaining = invocation.remaining()
         if remaining is not None and remaining <= reserve:
             exhausted = True
             break
-        claim = engine.claim_next()
+        home = homes[turn % len(homes)]
+        turn += 1
+        with _placement.claiming(app, home):
+            claim = engine.claim_next()
         if claim is None:
-            break
-        outcome, _ = run_claim(app, claim, invocation)
+            idle += 1
+            continue
+        idle = 0
+        with _placement.workflow_scope(home, claim.placed, claim.workflow_id):
+            try:
+                outcome, _ = run_claim(app, claim, invocation)
+            except DataErased as erased:
+                # Its input belongs to a forgotten data subject: it can
+                # never run again.
+                _placement.fail_unreadable(app, claim, erased)
+                outcome = FINISHED
         counts[outcome] += 1
         if outcome == RELEASED and budget_seconds is not None:
             # Its next step cannot finish in what is left: stop here rather
@@ -247,6 +271,6 @@ def run_due(app: WorkflowsMixin, budget_seconds: float | None) -> IdleSummary:
         released=counts[RELEASED],
         lease_lost=counts[LEASE_LOST],
         interrupted=counts[INTERRUPTED],
-        next_wake_at=engine.next_wake_at(),
+        next_wake_at=_placement.next_wake_at(app),
         budget_exhausted=exhausted,
     )

@@ -20,7 +20,9 @@ from stateshift._durations import Duration, optional_seconds
 from stateshift.codec import Codec
 from stateshift.config import Settings
 from stateshift.errors import WorkflowConflict
+from stateshift.placement.scope import home_scope
 from stateshift.store import Store
+from stateshift.workflows import _placement
 from stateshift.workflows._context import Invocation, WorkflowContext
 from stateshift.workflows._engine import Engine
 from stateshift.workflows._registry import (
@@ -155,18 +157,30 @@ class WorkflowsMixin:
         fn: Callable[..., Any],
         *args: Any,
         workflow_id: str | None = None,
+        residency: str | None = None,
+        tenant: str | None = None,
+        partition_key: str | None = None,
         **kwargs: Any,
     ) -> WorkflowHandle[Any]:
         """Start a workflow (one durable insert) and return its handle at once.
 
         Reusing ``workflow_id`` with the same function and input returns the
-        existing workflow's handle.
+        existing workflow's handle. The row goes to the shard that
+        ``partition_key`` (default: the workflow id) picks in the home
+        region of its residency tag (``residency=``, or ``tenant=``'s).
 
         Raises:
             WorkflowConflict: the id belongs to another function or input.
+            ResidencyViolation: the policy refuses the start; nothing is
+                written, and the attempt is audited.
         """
-        definition, row = self._prepare(fn, args, kwargs, workflow_id, leased=False)
-        existing = self._workflow_engine.insert(row)
+        workflow_id = _new_id(workflow_id)
+        home = _placement.start_home(
+            self, workflow_id, residency, tenant, partition_key
+        )
+        with home_scope(home):
+            definition, row = self._prepare(fn, args, kwargs, workflow_id, leased=False)
+            existing = self._workflow_engine.insert(row)
         if existing is not None:
             self._check_same(row, existing)
         return WorkflowHandle(self, row[0], definition)
@@ -176,14 +190,34 @@ class WorkflowsMixin:
         fn: Callable[..., Any],
         *args: Any,
         workflow_id: str | None = None,
+        residency: str | None = None,
+        tenant: str | None = None,
+        partition_key: str | None = None,
         **kwargs: Any,
     ) -> WorkflowHandle[Any]:
         """Start a workflow and run it here until it ends or waits.
 
+        Placed and checked as by :meth:`start`.
+
         Raises:
             WorkflowConflict: the id belongs to another function or input.
             LeaseLost: another worker took the workflow over meanwhile.
+            ResidencyViolation: the policy refuses the start.
         """
+        workflow_id = _new_id(workflow_id)
+        home = _placement.start_home(
+            self, workflow_id, residency, tenant, partition_key
+        )
+        with home_scope(home):
+            return self._run_here(fn, args, kwargs, workflow_id)
+
+    def _run_here(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        workflow_id: str,
+    ) -> WorkflowHandle[Any]:
         definition, row = self._prepare(fn, args, kwargs, workflow_id, leased=True)
         engine = self._workflow_engine
         existing = engine.insert(row)
@@ -204,9 +238,13 @@ class WorkflowsMixin:
             _, error = execute(ctx, args_, kwargs_)
         else:
             self._check_same(row, existing)
-            claim = engine.claim_id(row[0])
+            home, _ = _placement.locate(self, row[0], "claim")
+            with home_scope(home):
+                claim = engine.claim_id(row[0])
+            _placement.flush_audits(self)
             if claim is not None:
-                _, error = run_claim(self, claim, Invocation())
+                with _placement.workflow_scope(home, claim.placed, claim.workflow_id):
+                    _, error = run_claim(self, claim, Invocation())
         if error is not None:
             raise error
         return WorkflowHandle(self, row[0], definition)
@@ -221,12 +259,7 @@ class WorkflowsMixin:
         leased: bool,
     ) -> tuple[WorkflowDef, tuple[Any, ...]]:
         definition = self.definition_of(fn)
-        if workflow_id is None:
-            workflow_id = uuid.uuid4().hex
-        elif not isinstance(workflow_id, str) or not workflow_id:
-            raise ValueError("workflow_id must be a non-empty string")
-        elif len(workflow_id) > 200:
-            raise ValueError("workflow_id must be at most 200 characters")
+        workflow_id = _new_id(workflow_id)
         data, digest = definition.encode_input(self.codec, args, kwargs)
         row = self._workflow_engine.insert_row(
             workflow_id,
@@ -327,8 +360,12 @@ class WorkflowsMixin:
 
         Raises:
             WorkflowNotFound: no workflow has this id.
+            ResidencyViolation: this region may not read the workflow's tag.
+            DataErased: its result belongs to a forgotten data subject.
         """
-        row, steps = self._workflow_engine.read_status(workflow_id)
+        home, _ = _placement.locate(self, workflow_id, "read")
+        with home_scope(home):
+            row, steps = self._workflow_engine.read_status(workflow_id)
         definition = self._workflow_definitions.get(row[1])
         result = None
         if row[3] is not None:
@@ -385,8 +422,11 @@ class WorkflowsMixin:
             raise ValueError("an event name is a non-empty string")
         if event_id is not None and (not isinstance(event_id, str) or not event_id):
             raise ValueError("event_id must be a non-empty string or None")
-        data = self.codec.encode(payload, what=f"payload of event {name!r}")
-        return self._workflow_engine.send_event(workflow_id, name, data, event_id)
+        home, placed = _placement.locate(self, workflow_id, "write")
+        # The payload is the workflow's data: sealed for its data subject.
+        with _placement.workflow_scope(home, placed, workflow_id):
+            data = self.codec.encode(payload, what=f"payload of event {name!r}")
+            return self._workflow_engine.send_event(workflow_id, name, data, event_id)
 
     def cancel(self, workflow_id: str) -> bool:
         """Cancel a workflow and its unfinished children.
@@ -397,7 +437,9 @@ class WorkflowsMixin:
         Raises:
             WorkflowNotFound: no workflow has this id.
         """
-        return self._workflow_engine.cancel(workflow_id)
+        home, _ = _placement.locate(self, workflow_id, "write")
+        with home_scope(home):
+            return self._workflow_engine.cancel(workflow_id)
 
     def resume(self, workflow_id: str) -> bool:
         """Make a dead, blocked or compensation-failed workflow run again.
@@ -407,7 +449,9 @@ class WorkflowsMixin:
         Raises:
             WorkflowNotFound: no workflow has this id.
         """
-        return self._workflow_engine.revive(workflow_id)
+        home, _ = _placement.locate(self, workflow_id, "write")
+        with home_scope(home):
+            return self._workflow_engine.revive(workflow_id)
 
     def _entity_operation_step(
         self, name: str, key: str, run: Callable[[], Any]
@@ -485,6 +529,16 @@ def _sooner(summary: IdleSummary, wake_at: float | None) -> IdleSummary:
     ):
         return summary
     return dataclasses.replace(summary, next_wake_at=wake_at)
+
+
+def _new_id(workflow_id: str | None) -> str:
+    if workflow_id is None:
+        return uuid.uuid4().hex
+    if not isinstance(workflow_id, str) or not workflow_id:
+        raise ValueError("workflow_id must be a non-empty string")
+    if len(workflow_id) > 200:
+        raise ValueError("workflow_id must be at most 200 characters")
+    return workflow_id
 
 
 async def _off_loop(fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:

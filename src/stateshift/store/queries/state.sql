@@ -27,29 +27,34 @@ FOR SHARE
 
 -- name: insert_item
 INSERT INTO {p}state_items
-    (namespace, key, version, value, blob_ref, expires_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?)
+    (namespace, key, version, value, blob_ref, expires_at, updated_at,
+    partition_key, residency)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (namespace, key) DO NOTHING
 
 -- name: update_item
 UPDATE {p}state_items
-SET version = ?, value = ?, blob_ref = ?, expires_at = ?, updated_at = ?
+SET version = ?, value = ?, blob_ref = ?, expires_at = ?, updated_at = ?,
+    partition_key = ?, residency = ?
 WHERE namespace = ? AND key = ? AND version = ?
 
 -- Point reads return tombstones and expired rows too: a unit needs their
 -- version, and visibility is decided by the caller with the same rule as
--- the scans below (not expired, and a value present).
+-- the scans below (not expired, and a value present). Reads return the
+-- residency tag, which the caller checks against the policy.
 -- name: read_item
-SELECT version, value, blob_ref, expires_at FROM {p}state_items
+SELECT version, value, blob_ref, expires_at, residency FROM {p}state_items
 WHERE namespace = ? AND key = ?
 
 -- {keys} is replaced by a fixed number of placeholders (one text, cached).
 -- name: read_items
-SELECT key, version, value, blob_ref, expires_at FROM {p}state_items
+SELECT key, version, value, blob_ref, expires_at, residency
+FROM {p}state_items
 WHERE namespace = ? AND key IN ({keys})
 
 -- name: scan_range
-SELECT key, version, value, blob_ref, expires_at FROM {p}state_items
+SELECT key, version, value, blob_ref, expires_at, residency
+FROM {p}state_items
 WHERE namespace = ? AND key > ? AND key >= ? AND key < ?
     AND (expires_at IS NULL OR expires_at > ?)
     AND (value IS NOT NULL OR blob_ref IS NOT NULL)
@@ -57,7 +62,8 @@ ORDER BY key
 LIMIT ?
 
 -- name: scan_open
-SELECT key, version, value, blob_ref, expires_at FROM {p}state_items
+SELECT key, version, value, blob_ref, expires_at, residency
+FROM {p}state_items
 WHERE namespace = ? AND key > ? AND key >= ?
     AND (expires_at IS NULL OR expires_at > ?)
     AND (value IS NOT NULL OR blob_ref IS NOT NULL)

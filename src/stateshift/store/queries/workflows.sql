@@ -4,8 +4,8 @@
 -- name: insert
 INSERT INTO {p}workflows (workflow_id, name, input, input_hash, status,
     app_version, parent_id, epoch, lease_owner, lease_expires_at, due_at,
-    deadline_at, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, {now} + ?, ?, ?, ?, ?)
+    deadline_at, created_at, updated_at, partition_key, residency, data_subject)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, {now} + ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (workflow_id) DO NOTHING;
 
 -- name: identity

@@ -33,7 +33,10 @@ CREATE TABLE {p}workflows (
     error_traceback TEXT,
     created_at DOUBLE PRECISION NOT NULL,
     updated_at DOUBLE PRECISION NOT NULL,
-    finished_at DOUBLE PRECISION
+    finished_at DOUBLE PRECISION,
+    partition_key TEXT NOT NULL DEFAULT '',
+    residency TEXT NOT NULL DEFAULT '',
+    data_subject TEXT
 );
 CREATE INDEX {prefix}workflows_due ON {p}workflows (due_at) WHERE due_at IS NOT NULL;
 CREATE INDEX {prefix}workflows_lease ON {p}workflows (lease_expires_at)
@@ -68,7 +71,8 @@ CREATE UNIQUE INDEX {prefix}workflow_events_id ON {p}workflow_events
     (workflow_id, event_id) WHERE event_id IS NOT NULL;
 CREATE INDEX {prefix}workflow_events_queue ON {p}workflow_events
     (workflow_id, name, position) WHERE consumed_seq IS NULL;
--- State (0003): versioned items and the blobs of large values.
+-- State (0003): versioned items and the blobs of large values; their
+-- partition key and residency tag (0008).
 CREATE TABLE {p}state_items (
     namespace TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -77,6 +81,8 @@ CREATE TABLE {p}state_items (
     blob_ref TEXT,
     expires_at DOUBLE PRECISION,
     updated_at DOUBLE PRECISION NOT NULL,
+    partition_key TEXT NOT NULL DEFAULT '',
+    residency TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (namespace, key),
     UNIQUE (expires_at, namespace, key)
 );

@@ -1,0 +1,121 @@
+"""Where a state item lives: its shard, checked against the residency policy.
+
+An item is placed by its partition key (its own key unless one is given)
+and its residency tag: :meth:`stateshift.placement.Placement.check` refuses
+(and audits) an access the policy forbids before anything is read or
+written, then the tag's home region and the key's shard there give the
+store.
+
+Inside a workflow step two more rules hold. Untagged writes take the
+workflow's tag (a step's output is the workflow's data). And the write must
+land on the workflow's own shard: a store in a region the workflow's tag
+may not live in is refused as a residency violation (copying EU data to a
+US store), any other store as a co-location error, both before anything is
+buffered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from stateshift.errors import StoreError
+from stateshift.placement.policy import UNTAGGED
+from stateshift.placement.registry import TableSpec, register_table
+from stateshift.placement.scope import current_home
+from stateshift.store import Store
+from stateshift.unit import Unit
+
+if TYPE_CHECKING:
+    from stateshift.placement.router import Placement
+
+__all__ = ["ItemRoute", "route_item", "stored_tag"]
+
+_STORING = frozenset({"write", "copy"})
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRoute:
+    """The shard of one state item, after the policy check."""
+
+    store: Store
+    region: str
+    shard_id: str
+    tag: str
+    """As stored: ``""`` for untagged data."""
+    partition_key: str
+
+
+def stored_tag(tag: str) -> str:
+    """The column value of a resolved tag (untagged data stores ``""``)."""
+    return "" if tag == UNTAGGED else tag
+
+
+def route_item(
+    placement: Placement,
+    key: str,
+    *,
+    residency: str | None,
+    tenant: str | None,
+    partition_key: str | None,
+    operation: str,
+    unit: Unit | None,
+) -> ItemRoute:
+    """Check one access to ``key`` and return the shard that holds it.
+
+    Raises:
+        ResidencyViolation: the policy refuses it (audited first).
+        StoreError: inside a unit bound to another shard (co-location).
+    """
+    home = current_home() if unit is not None else None
+    if home is not None and residency is None and tenant is None:
+        residency = None if home.tag == UNTAGGED else home.tag
+    routing_key = partition_key if partition_key is not None else key
+    tag, region = placement.check(
+        routing_key, residency, tenant=tenant, operation=operation
+    )
+    shard_id = placement.maps[region].shard_for(routing_key)
+    store = placement.shard_store(region, shard_id)
+
+    if home is not None and operation in _STORING and home.tag != tag:
+        # The step's output is the workflow's data whatever it is tagged:
+        # it may only go where the workflow's own tag may live.
+        placement.check(
+            routing_key,
+            None if home.tag == UNTAGGED else home.tag,
+            operation="copy",
+            target_region=region,
+        )
+    bound = unit.store if unit is not None else None
+    if bound is None and home is not None:
+        bound = home.store
+    if bound is not None and bound is not store:
+        owner = home.describe() if home is not None else "this transaction"
+        raise StoreError(
+            f"state item {key!r} (partition key {routing_key!r}) lives on shard "
+            f"{shard_id} of region {region}, but {owner} commits to another "
+            "store: one step or transaction commits to one shard. Give the item "
+            "the workflow's partition key (partition_key=) so they are co-located"
+        )
+    return ItemRoute(store, region, shard_id, stored_tag(tag), routing_key)
+
+
+register_table(
+    TableSpec(
+        "state_items",
+        columns=(
+            "namespace",
+            "key",
+            "version",
+            "value",
+            "blob_ref",
+            "expires_at",
+            "updated_at",
+            "partition_key",
+            "residency",
+        ),
+        primary_key=("namespace", "key"),
+        partition_column="partition_key",
+        residency_column="residency",
+    )
+)
