@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "stateshift.cli.analyze",
     "stateshift.cli.residency",
     "stateshift.cli.shards",
+    "stateshift.cli.migrate_state",
 )
 
 logger = logging.getLogger(__name__)
