@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import subprocess_env
 
 import stateshift as ss
+from conftest import subprocess_env
 
 RECORDS = 2000
 BATCH = 40
 
-TRANSFORM = '''
+TRANSFORM = """
 import time
 
 def slow(record):
@@ -33,7 +33,7 @@ def slow(record):
     if record["id"].endswith("7"):
         return None
     return record["id"], {"items": record["items"], "owner": record["owner"]}
-'''
+"""
 
 
 def _write_source(folder: Path) -> Path:

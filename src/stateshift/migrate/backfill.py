@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from stateshift.errors import (
@@ -207,25 +207,10 @@ class _Mapper:
         return items, skipped
 
 
-@dataclass
-class _Resources:
-    """Sources and transforms opened by this process, by backfill input."""
-
-    mappers: dict[str, _Mapper] = field(default_factory=dict)
-
-    def mapper(self, plan: Backfill) -> _Mapper:
-        cache_key = repr(sorted(plan.to_input().items()))
-        mapper = self.mappers.get(cache_key)
-        if mapper is None:
-            transform = load_transform(plan.transform) if plan.transform else None
-            mapper = _Mapper(open_source(plan.source), transform)
-            self.mappers[cache_key] = mapper
-        return mapper
-
-    def close(self) -> None:
-        for mapper in self.mappers.values():
-            mapper.source.close()
-        self.mappers.clear()
+def open_mapper(plan: Backfill) -> _Mapper:
+    """The source and transform of ``plan``; close ``mapper.source`` after."""
+    transform = load_transform(plan.transform) if plan.transform else None
+    return _Mapper(open_source(plan.source), transform)
 
 
 # --- the workflow ------------------------------------------------------------
@@ -238,14 +223,18 @@ def backfill_workflow(app: App) -> Callable[[dict[str, Any]], dict[str, Any]]:
     )
     if registered is not None:
         return registered
-    resources = _Resources()
 
     @app.step(name=STEP_NAME, retry=_BATCH_RETRY)
     def copy_batch(job: dict[str, Any], position: Any) -> dict[str, Any]:
         plan = Backfill.from_input(job)
-        mapper = resources.mapper(plan)
-        batch = mapper.source.read(position, plan.batch_size)
-        items, skipped = mapper.items(batch.records)
+        # Opened per batch: a step may run in any process, and a failed
+        # backfill must not leave connections behind.
+        mapper = open_mapper(plan)
+        try:
+            batch = mapper.source.read(position, plan.batch_size)
+            items, skipped = mapper.items(batch.records)
+        finally:
+            mapper.source.close()
 
         namespace = app.state(plan.namespace)
         existing = namespace.get_many(items)
@@ -282,7 +271,6 @@ def backfill_workflow(app: App) -> Callable[[dict[str, Any]], dict[str, Any]]:
             if observer is not None:
                 observer(counts)
             if outcome["done"]:
-                resources.close()
                 return counts.as_dict()
             position = outcome["position"]
 
@@ -401,7 +389,7 @@ def dry_run(
     ``written`` counts the items a real run would write (new or changed).
     A store without a schema yet counts as an empty namespace.
     """
-    mapper = _Resources().mapper(plan)
+    mapper = open_mapper(plan)
     namespace = app.state(plan.namespace)
     counts = Counts()
     store_ready = True

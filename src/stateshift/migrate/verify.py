@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from stateshift.migrate._checksum import value_digest
-from stateshift.migrate.backfill import Backfill, _Resources
+from stateshift.migrate.backfill import Backfill, open_mapper
 from stateshift.migrate.sources import Source
 
 if TYPE_CHECKING:
@@ -76,8 +76,7 @@ class VerifyReport:
 
 def verify_backfill(app: App, plan: Backfill) -> VerifyReport:
     """Compare the source of ``plan`` with its namespace, item by item."""
-    resources = _Resources()
-    mapper = resources.mapper(plan)
+    mapper = open_mapper(plan)
     expected: dict[str, str] = {}
     try:
         for batch in _batches(mapper.source, plan.batch_size):
@@ -85,7 +84,7 @@ def verify_backfill(app: App, plan: Backfill) -> VerifyReport:
             for key, value in items.items():
                 expected[key] = value_digest(value)
     finally:
-        resources.close()
+        mapper.source.close()
 
     report = VerifyReport(source_items=len(expected))
     namespace = app.state(plan.namespace)
