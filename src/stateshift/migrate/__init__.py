@@ -15,6 +15,7 @@ See ``docs/migration.md``.
 from __future__ import annotations
 
 from stateshift.migrate.backfill import Backfill, BackfillFailed, Counts, run_backfill
+from stateshift.migrate.shadow import ShadowNamespace, ShadowStats, safe_to_switch
 from stateshift.migrate.sources import SourceSpec
 from stateshift.migrate.verify import VerifyReport, verify_backfill
 
@@ -22,8 +23,11 @@ __all__ = [
     "Backfill",
     "BackfillFailed",
     "Counts",
+    "ShadowNamespace",
+    "ShadowStats",
     "SourceSpec",
     "VerifyReport",
     "run_backfill",
+    "safe_to_switch",
     "verify_backfill",
 ]
