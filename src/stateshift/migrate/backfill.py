@@ -132,16 +132,15 @@ class Counts:
     """Items holding another value, left alone (``existing="keep"``)."""
     skipped: int = 0
     """Records the transform (or the source) skipped."""
-    total: int | None = None
-    """Records in the source, when known."""
     batches: int = 0
+    """Steps that copied a batch."""
 
     def add(self, other: dict[str, int]) -> None:
         for name in ("read", "written", "unchanged", "kept", "skipped"):
             setattr(self, name, getattr(self, name) + int(other.get(name, 0)))
         self.batches += 1
 
-    def as_dict(self) -> dict[str, int | None]:
+    def as_dict(self) -> dict[str, int]:
         return {
             "read": self.read,
             "written": self.written,
@@ -149,7 +148,6 @@ class Counts:
             "kept": self.kept,
             "skipped": self.skipped,
             "batches": self.batches,
-            "total": self.total,
         }
 
 
