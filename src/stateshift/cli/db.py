@@ -12,7 +12,7 @@ from stateshift.store.migrate import current_version, latest_version, migrate
 
 
 def register(subparsers: Any) -> None:
-    """Add ``db upgrade`` and ``db info``."""
+    """Add ``db upgrade``, ``db info`` and ``db copy``."""
     parser = subparsers.add_parser("db", help="manage the store's schema")
     db_commands = parser.add_subparsers(
         dest="db_command", metavar="ACTION", required=True
@@ -26,6 +26,10 @@ def register(subparsers: Any) -> None:
     _store_option(info)
     info.add_argument("--json", action="store_true", help="print JSON")
     info.set_defaults(func=run_info)
+
+    from stateshift.cli.db_copy import register_copy
+
+    register_copy(db_commands)
 
 
 def _store_option(parser: argparse.ArgumentParser) -> None:

@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "stateshift.cli.doctor",
     "stateshift.cli.demo",
     "stateshift.cli.dev",
+    "stateshift.cli.migrate_state",
 )
 
 logger = logging.getLogger(__name__)
