@@ -301,6 +301,9 @@ def _drain(run: _Run) -> None:
         handler = world.shop.on_payment_webhook
         while time.monotonic() < deadline:
             if world.provider.deliver_webhooks(region, handler, limit=50):
+                # Some may have been answered "in progress": give the
+                # holder's record a moment instead of spinning on it.
+                time.sleep(0.02)
                 continue
             world.app.relay_outbox()
             # A killed worker's relay lease keeps this relay out until it
