@@ -144,7 +144,12 @@ def test_nats_consumer_applies_effects_once_even_when_the_ack_is_lost(
     try:
         app.relay_outbox(sink)
         handled = source.consume(budget=1.5)
-        handled += source.consume(budget=1.5)
+        # On a loaded machine the redelivery of the unacknowledged message
+        # may need more rounds; bounded, so a real loss still fails.
+        for _ in range(10):
+            if handled >= 10:
+                break
+            handled += source.consume(budget=1.5)
     finally:
         sink.close()
         source.close()
