@@ -135,33 +135,3 @@ def test_adding_a_shard_under_concurrent_writes_loses_and_duplicates_nothing(
     finally:
         for each in (old, operator, new):
             each.close()
-
-
-def test_a_rebalance_interrupted_midway_resumes_where_it_stopped(
-    region: tuple[dict[str, list[str]], str],
-) -> None:
-    urls, extra = region
-    app_placement = placement(urls, "eu")
-    for i in range(60):
-        probe_put(app_placement, f"k{i}", "v", b"x")
-
-    class Crash(Exception):
-        pass
-
-    def crash_after_five(done: int, total: int) -> None:
-        if done == 5:
-            raise Crash
-
-    first = Rebalancer(
-        placement(urls, "eu"), "eu", [*urls["eu"], extra], progress=crash_after_five
-    )
-    with pytest.raises(Crash):
-        first.run()
-    second = Rebalancer(placement(urls, "eu"), "eu", [*urls["eu"], extra])
-    result = second.run()
-    assert result.rebalance_id == first.rebalance_id
-    assert result.moved == result.total - 5
-    for i in range(60):
-        assert probe_get(app_placement, f"k{i}", "v") == (b"x", 1)
-    for each in (app_placement, first.placement, second.placement):
-        each.close()

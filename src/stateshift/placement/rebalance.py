@@ -1,8 +1,11 @@
 """Rebalancing: move the keys a new shard list places elsewhere, online.
 
-A rebalance of one region from an old shard list to a new one runs in
-resumable stages, recorded in the ``placement_moves`` table of the
-coordinator (the first shard of the old list):
+A rebalance of one region from an old shard list to a new one is a
+durable workflow on the engine (:mod:`stateshift.placement._rebalance_flow`):
+one step publishes, then each batch of keys is one step. Each key goes
+through these stages, recorded in the ``placement_moves`` table of the
+coordinator (the first shard of the old list), so a batch run again after a
+crash skips the keys it already moved:
 
 1. **publish** - on each old shard, in one transaction that writers wait
    for: list the keys whose shard changes, mark each one ``incoming`` on
@@ -47,7 +50,6 @@ logger = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
 _MAP_MARKER = "*"
-_STATES = ("planned", "copied", "switched", "done")
 
 
 @dataclass
@@ -141,6 +143,7 @@ class Rebalancer:
                 )
         self.new = ShardMap(region, tuple(self.new_urls))
         self.progress = progress
+        self._done: int | None = None
         digest = hashlib.sha256(
             json.dumps([region, list(self.old.shard_ids), self.new_urls]).encode()
         ).hexdigest()
@@ -157,38 +160,67 @@ class Rebalancer:
 
     # --- the stages ---------------------------------------------------------------
 
-    def run(self) -> RebalanceResult:
-        """Run (or resume) the rebalance to the end."""
-        result = RebalanceResult(self.rebalance_id)
+    def run(self, *, batch_size: int = 100) -> RebalanceResult:
+        """Run (or resume) the rebalance to the end, as a durable workflow.
+
+        Each batch of ``batch_size`` keys is one step of the workflow
+        (see :mod:`stateshift.placement._rebalance_flow`).
+        """
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        from stateshift.placement._rebalance_flow import run_on_engine
+
+        return run_on_engine(self, batch_size)
+
+    def publish_moves(self) -> list[str]:
+        """Publish the new shard list; return the keys to move, in order.
+
+        Run again (a resumed step), it returns the recorded moves: keys
+        already switched are no longer listed on their old shard.
+        """
         self._record_state("publishing")
-        moves = self._publish()
-        self._record_moves(moves)
+        self._record_moves(self._publish())
         self._record_state("moving")
+        states = self.move_states()
+        self._done = sum(1 for _, _, state in states.values() if state == "done")
+        self._report(self._done, len(states))
+        return sorted(states)
 
-        states = self._move_states()
-        result.moves = [Move(k, s, t) for k, (s, t, _) in sorted(states.items())]
-        result.total = len(states)
-        done = sum(1 for _, _, state in states.values() if state == "done")
-        self._report(done, result.total)
+    def move_keys(self, keys: list[str]) -> tuple[int, int]:
+        """Copy, verify, switch and delete each of ``keys``.
 
-        for move in result.moves:
-            state = states[move.partition_key][2]
+        Returns:
+            ``(moved, recopied)``: keys this call moved, and how many of
+            them were copied again after a concurrent write.
+        """
+        states = self.move_states()
+        if self._done is None:
+            self._done = sum(1 for _, _, state in states.values() if state == "done")
+        moved = recopied = 0
+        for key in keys:
+            source, target, state = states[key]
             if state == "done":
                 continue
+            move = Move(key, source, target)
             if state in ("planned", "copied"):
                 rows = self._copy(move)
                 self._set_state(move, "copied")
                 if self._switch(move, rows):
-                    result.recopied += 1
+                    recopied += 1
                 self._set_state(move, "switched")
             self._clear_incoming(move)
             self._set_state(move, "done")
-            result.moved += 1
-            done += 1
-            self._report(done, result.total)
+            moved += 1
+            self._done += 1
+            self._report(self._done, len(states))
+        return moved, recopied
 
+    def complete(self) -> int:
+        """Record the rebalance as done; return how many keys it moved."""
         self._record_state("done")
-        return result
+        total = len(self.move_states())
+        self._report(total, total)
+        return total
 
     def _publish(self) -> list[Move]:
         moves: list[Move] = []
@@ -330,7 +362,8 @@ class Rebalancer:
                 ],
             )
 
-    def _move_states(self) -> dict[str, tuple[str, str, str]]:
+    def move_states(self) -> dict[str, tuple[str, str, str]]:
+        """Each recorded move's ``(source, target, state)``, by partition key."""
         store = self.coordinator
         with store.read() as tx:
             rows = tx.fetchall(
