@@ -14,14 +14,23 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from test_placement_support import drop_extra, extra_shard_url, placement, shard_urls
+from test_placement_support import (
+    POLICY,
+    drop_extra,
+    extra_shard_url,
+    placement,
+    shard_urls,
+)
 
+from stateshift.app import App
 from stateshift.placement import Placement
 from stateshift.placement.probe import probe_get, probe_put
 from stateshift.placement.rebalance import Rebalancer, finish, plan_keys
 from stateshift.placement.shards import ShardMap
+from stateshift.state.namespace import Item
 
 
 @pytest.fixture
@@ -135,3 +144,94 @@ def test_adding_a_shard_under_concurrent_writes_loses_and_duplicates_nothing(
     finally:
         for each in (old, operator, new):
             each.close()
+
+
+def state_rows(placement: Placement) -> dict[tuple[str, str], list[int]]:
+    found: dict[tuple[str, str], list[int]] = {}
+    for _, _, store in placement.all_stores():
+        with store.read() as tx:
+            for namespace, key, version in tx.fetchall(
+                "SELECT namespace, key, version FROM {p}state_items"
+            ):
+                found.setdefault((namespace, key), []).append(int(version))
+    return found
+
+
+def test_state_reads_and_writes_follow_a_rebalance_that_adds_a_shard(
+    region: tuple[dict[str, list[str]], str],
+) -> None:
+    urls, extra = region
+    app = App(regions=urls, region="eu", residency_policy=POLICY)
+    carts = app.state("carts")
+    keys = [f"cust-{i}" for i in range(100)]
+    acked: dict[str, int] = {}
+    lock = threading.Lock()
+    for key in keys:
+        acked[key] = carts.put(key, {"key": key, "n": 0})
+
+    stop = threading.Event()
+    problems: list[str] = []
+
+    def writer(seed: int) -> None:
+        rng = random.Random(seed)
+        fresh = 0
+        while not stop.is_set():
+            if rng.random() < 0.2:
+                key = f"new-{seed}-{fresh}"
+                fresh += 1
+            else:
+                key = rng.choice(keys)
+            version = carts.put(key, {"key": key, "n": seed})
+            with lock:
+                acked[key] = max(acked.get(key, 0), version)
+
+    def check(key: str, floor: int, item: Item[Any] | None) -> None:
+        if item is None:
+            problems.append(f"{key} missing")
+        elif item.version < floor:
+            problems.append(f"{key} stale: {item.version} < {floor}")
+        elif item.value["key"] != key:
+            problems.append(f"{key} holds {item.value!r}")
+
+    def reader(seed: int) -> None:
+        rng = random.Random(seed)
+        while not stop.is_set():
+            wanted = rng.sample(keys, 3)
+            with lock:
+                floors = {key: acked[key] for key in wanted}
+            check(wanted[0], floors[wanted[0]], carts.get(wanted[0]))
+            many = carts.get_many(wanted)
+            for key in wanted:
+                check(key, floors[key], many.get(key))
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(2)]
+    threads += [threading.Thread(target=reader, args=(10 + i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(0.2)
+        operator = placement(urls, "eu")
+        result = Rebalancer(operator, "eu", [*urls["eu"], extra]).run(batch_size=10)
+        time.sleep(0.2)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+        operator.close()
+
+    assert problems == []
+    assert result.total > 10 and result.moved == result.total
+    new_app = App(
+        regions={"eu": [*urls["eu"], extra]}, region="eu", residency_policy=POLICY
+    )
+    try:
+        copies = state_rows(new_app.placement)
+        assert {key for _, key in copies} == set(acked)
+        for key, version in acked.items():
+            assert copies[("carts", key)] == [version]
+            found = new_app.state("carts").get(key)
+            assert found is not None and found.version == version
+            assert carts.get(key) == found
+    finally:
+        new_app.close()
+        app.close()

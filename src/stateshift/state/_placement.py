@@ -16,20 +16,23 @@ buffered.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from stateshift.errors import StoreError
 from stateshift.placement.policy import UNTAGGED
 from stateshift.placement.registry import TableSpec, register_table
+from stateshift.placement.router import forward_rows, lock_keys, stays
 from stateshift.placement.scope import current_home
-from stateshift.store import Store
+from stateshift.store import Store, Tx
 from stateshift.unit import Unit
 
 if TYPE_CHECKING:
     from stateshift.placement.router import Placement
 
-__all__ = ["ItemRoute", "route_item", "stored_tag"]
+__all__ = ["ItemRoute", "open_item", "open_items", "route_item", "stored_tag"]
 
 _STORING = frozenset({"write", "copy"})
 
@@ -98,6 +101,41 @@ def route_item(
             "the workflow's partition key (partition_key=) so they are co-located"
         )
     return ItemRoute(store, region, shard_id, stored_tag(tag), routing_key)
+
+
+@contextmanager
+def open_item(
+    placement: Placement, route: ItemRoute, *, write: bool
+) -> Iterator[tuple[Store, Tx]]:
+    """A transaction on the shard that answers for ``route``'s item now.
+
+    While a rebalance moves the item's partition key, that can be another
+    shard than ``route.store``: the forwarding rows are followed inside the
+    transaction that reads or writes the item, so a read never sees a
+    missing or stale item and a write never lands beside a moved copy.
+    """
+    with placement.follow(
+        route.region, route.shard_id, route.partition_key, tag=route.tag, write=write
+    ) as routed:
+        yield routed.store, routed.tx
+
+
+@contextmanager
+def open_items(
+    store: Store, routes: Sequence[ItemRoute]
+) -> Iterator[tuple[Tx, list[ItemRoute]]]:
+    """A read transaction on ``store`` for several items routed to it.
+
+    Yields the transaction and the routes it answers for; the others (keys
+    a rebalance is moving away) must be read one by one with
+    :func:`open_item`.
+    """
+    keys = [route.partition_key for route in routes]
+    with store.read() as tx:
+        lock_keys(store, tx, keys)
+        rows = forward_rows(tx, keys)
+        here = [r for r in routes if stays(rows, r.partition_key, r.shard_id)]
+        yield tx, here
 
 
 register_table(

@@ -30,7 +30,13 @@ from stateshift.state._keys import (
     encode_cursor,
     prefix_end,
 )
-from stateshift.state._placement import ItemRoute, route_item, stored_tag
+from stateshift.state._placement import (
+    ItemRoute,
+    open_item,
+    open_items,
+    route_item,
+    stored_tag,
+)
 from stateshift.state._rows import ItemRows, StoredItem, remove_blobs_later
 from stateshift.unit import current_unit
 
@@ -155,15 +161,24 @@ class Namespace(Generic[T]):
         by_store: dict[int, list[str]] = {}
         for key in wanted:
             by_store.setdefault(id(routes[key].store), []).append(key)
+        moving: list[str] = []
         for keys_here in by_store.values():
             rows = self._rows(routes[keys_here[0]])
-            with rows.store.read() as tx:
-                stored = rows.read_many(tx, self.name, keys_here)
-            for key in keys_here:
+            here_routes = [routes[key] for key in keys_here]
+            with open_items(rows.store, here_routes) as (tx, answered):
+                answers = {id(route) for route in answered}
+                keys_now = [k for k in keys_here if id(routes[k]) in answers]
+                moving += [k for k in keys_here if id(routes[k]) not in answers]
+                stored = rows.read_many(tx, self.name, keys_now) if keys_now else {}
+            for key in keys_now:
                 row = stored.get(key)
                 if row is not None and row.visible(now):
                     self._check_found(routes[key], row.residency)
                     found[key] = self._item(row)
+        for key in moving:
+            item = self._read(key, routes[key])
+            if item is not None:
+                found[key] = item
         return {key: found[key] for key in wanted if key in found}
 
     def scan(
@@ -432,8 +447,8 @@ class Namespace(Generic[T]):
             if hit is not None:
                 version, data, expires_at = hit
                 return Item(key, self._decode(key, data), version, expires_at)
-        rows = self._rows(route)
-        with rows.store.read() as tx:
+        with open_item(self._app.placement, route, write=False) as (store, tx):
+            rows = self._app._state_rows_for(store)
             stored = rows.read(tx, self.name, key)
         if stored is None or not stored.visible(now):
             return None
@@ -465,8 +480,8 @@ class Namespace(Generic[T]):
             if expected is not None and visible != expected:
                 raise ConflictError(self.name, key, expected, visible)
 
-        rows = self._rows(route)
-        with rows.store.transaction() as tx:
+        with open_item(self._app.placement, route, write=True) as (store, tx):
+            rows = self._app._state_rows_for(store)
             result = rows.write(
                 tx,
                 self.name,
