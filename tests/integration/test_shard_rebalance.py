@@ -157,11 +157,32 @@ def state_rows(placement: Placement) -> dict[tuple[str, str], list[int]]:
     return found
 
 
-def test_state_reads_and_writes_follow_a_rebalance_that_adds_a_shard(
+def blobs_where_their_items_are(placement: Placement) -> int:
+    """Check each shard holds exactly the blobs its items name; count them."""
+    total = 0
+    for _, _, store in placement.all_stores():
+        with store.read() as tx:
+            named = {
+                str(row[0])
+                for row in tx.fetchall(
+                    "SELECT blob_ref FROM {p}state_items WHERE blob_ref IS NOT NULL"
+                )
+            }
+            rows = tx.fetchall("SELECT blob_ref FROM {p}state_blobs")
+            held = {str(row[0]) for row in rows}
+        assert named == held
+        total += len(held)
+    return total
+
+
+def test_state_reads_writes_and_blobs_follow_a_rebalance_that_adds_a_shard(
     region: tuple[dict[str, list[str]], str],
 ) -> None:
     urls, extra = region
-    app = App(regions=urls, region="eu", residency_policy=POLICY)
+    # Values over 100 bytes go to the blob table: about half of the writes.
+    app = App(
+        regions=urls, region="eu", residency_policy=POLICY, blob_threshold_bytes=100
+    )
     carts = app.state("carts")
     keys = [f"cust-{i}" for i in range(100)]
     acked: dict[str, int] = {}
@@ -181,7 +202,8 @@ def test_state_reads_and_writes_follow_a_rebalance_that_adds_a_shard(
                 fresh += 1
             else:
                 key = rng.choice(keys)
-            version = carts.put(key, {"key": key, "n": seed})
+            pad = "x" * rng.choice((0, 300))
+            version = carts.put(key, {"key": key, "n": seed, "pad": pad})
             with lock:
                 acked[key] = max(acked.get(key, 0), version)
 
@@ -222,9 +244,13 @@ def test_state_reads_and_writes_follow_a_rebalance_that_adds_a_shard(
     assert problems == []
     assert result.total > 10 and result.moved == result.total
     new_app = App(
-        regions={"eu": [*urls["eu"], extra]}, region="eu", residency_policy=POLICY
+        regions={"eu": [*urls["eu"], extra]},
+        region="eu",
+        residency_policy=POLICY,
+        blob_threshold_bytes=100,
     )
     try:
+        assert blobs_where_their_items_are(new_app.placement) > 0
         copies = state_rows(new_app.placement)
         assert {key for _, key in copies} == set(acked)
         for key, version in acked.items():

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from stateshift.errors import ConfigError, StoreError
-from stateshift.placement.registry import TableSpec, registered_tables
+from stateshift.placement.registry import Attached, TableSpec, registered_tables
 from stateshift.placement.router import REGION_LOCK_ID, key_lock_id
 from stateshift.placement.shards import Move, ShardMap, shard_ids_for
 from stateshift.store import Store, Tx
@@ -281,16 +281,14 @@ class Rebalancer:
             for spec in _movable():
                 if spec.table not in rows:
                     continue
-                tx.execute(
-                    f"DELETE FROM {{p}}{spec.table} WHERE {spec.partition_column} = ?",
-                    (move.partition_key,),
-                )
-                marks = ", ".join("?" for _ in spec.columns)
-                tx.executemany(
-                    f"INSERT INTO {{p}}{spec.table} ({', '.join(spec.columns)}) "
-                    f"VALUES ({marks})",
-                    rows[spec.table],
-                )
+                # A copy made earlier (before a writer changed the key, or by
+                # a run that crashed) is replaced whole, its blobs included.
+                _delete_rows(tx, spec, move.partition_key)
+                _insert(tx, spec.table, spec.columns, rows[spec.table])
+                for attached in spec.attached:
+                    _insert(
+                        tx, attached.table, attached.columns, rows[_at(spec, attached)]
+                    )
 
     def _switch(self, move: Move, copied: dict[str, list[tuple[Any, ...]]]) -> bool:
         """Verify and switch one key; True when it had to be copied again."""
@@ -316,11 +314,7 @@ class Rebalancer:
                 )
             for spec in _movable():
                 if spec.table in current:
-                    tx.execute(
-                        f"DELETE FROM {{p}}{spec.table} "
-                        f"WHERE {spec.partition_column} = ?",
-                        (move.partition_key,),
-                    )
+                    _delete_rows(tx, spec, move.partition_key)
             tx.execute(
                 source.queries("placement")["forward_put"],
                 (move.partition_key, "moved", move.target, self.rebalance_id),
@@ -391,7 +385,11 @@ def _table_set() -> set[str]:
 def _read_rows(
     tx: Tx, partition_key: str, tables: set[str]
 ) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of ``partition_key`` in the movable tables among ``tables``."""
+    """Every row of ``partition_key`` in the movable tables among ``tables``.
+
+    Rows attached to them (their blobs) are listed under
+    ``"<table>/<attached table>"``.
+    """
     found: dict[str, list[tuple[Any, ...]]] = {}
     for spec in _movable():
         if spec.table not in tables:
@@ -403,7 +401,61 @@ def _read_rows(
             (partition_key,),
         )
         found[spec.table] = [_plain(row) for row in rows]
+        for attached in spec.attached:
+            refs = _refs(spec, attached, found[spec.table])
+            found[_at(spec, attached)] = _attached_rows(tx, attached, refs)
     return found
+
+
+def _at(spec: TableSpec, attached: Attached) -> str:
+    return f"{spec.table}/{attached.table}"
+
+
+def _refs(
+    spec: TableSpec, attached: Attached, rows: list[tuple[Any, ...]]
+) -> list[Any]:
+    column = spec.columns.index(attached.via)
+    return sorted({row[column] for row in rows if row[column] is not None})
+
+
+def _attached_rows(
+    tx: Tx, attached: Attached, refs: list[Any]
+) -> list[tuple[Any, ...]]:
+    if not refs:
+        return []
+    marks = ", ".join("?" for _ in refs)
+    rows = tx.fetchall(
+        f"SELECT {', '.join(attached.columns)} FROM {{p}}{attached.table} "
+        f"WHERE {attached.key} IN ({marks}) ORDER BY {attached.key}",
+        tuple(refs),
+    )
+    return [_plain(row) for row in rows]
+
+
+def _delete_rows(tx: Tx, spec: TableSpec, partition_key: str) -> None:
+    """Delete the rows of ``partition_key`` in ``spec``'s table, and their blobs."""
+    if spec.attached:
+        where = f"WHERE {spec.partition_column} = ?"
+        for attached in spec.attached:
+            tx.execute(
+                f"DELETE FROM {{p}}{attached.table} WHERE {attached.key} IN "
+                f"(SELECT {attached.via} FROM {{p}}{spec.table} {where})",
+                (partition_key,),
+            )
+    tx.execute(
+        f"DELETE FROM {{p}}{spec.table} WHERE {spec.partition_column} = ?",
+        (partition_key,),
+    )
+
+
+def _insert(
+    tx: Tx, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
+) -> None:
+    if rows:
+        marks = ", ".join("?" for _ in columns)
+        tx.executemany(
+            f"INSERT INTO {{p}}{table} ({', '.join(columns)}) VALUES ({marks})", rows
+        )
 
 
 def _plain(row: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from stateshift.errors import StoreError
 from stateshift.placement.policy import UNTAGGED
-from stateshift.placement.registry import TableSpec, register_table
+from stateshift.placement.registry import Attached, TableSpec, register_table
 from stateshift.placement.router import forward_rows, lock_keys, stays
 from stateshift.placement.scope import current_home
 from stateshift.store import Store, Tx
@@ -155,5 +155,15 @@ register_table(
         primary_key=("namespace", "key"),
         partition_column="partition_key",
         residency_column="residency",
+        # Large values live in the blob store; in the database's own blob
+        # table they are rows of the shard, and move with their item.
+        attached=(
+            Attached(
+                "state_blobs",
+                columns=("blob_ref", "data", "created_at"),
+                key="blob_ref",
+                via="blob_ref",
+            ),
+        ),
     )
 )
