@@ -26,6 +26,7 @@ from test_placement_support import (
 )
 
 from stateshift.app import App
+from stateshift.errors import StoreError
 from stateshift.placement import Placement
 from stateshift.placement.probe import probe_get, probe_put
 from stateshift.placement.rebalance import Rebalancer, finish, plan_keys
@@ -261,3 +262,36 @@ def test_state_reads_writes_and_blobs_follow_a_rebalance_that_adds_a_shard(
     finally:
         new_app.close()
         app.close()
+
+
+def test_a_transaction_on_the_old_shard_list_is_refused_for_a_moved_item(
+    region: tuple[dict[str, list[str]], str],
+) -> None:
+    urls, extra = region
+    app = App(regions=urls, region="eu", residency_policy=POLICY)
+    carts = app.state("carts")
+    keys = [f"cust-{i}" for i in range(30)]
+    for key in keys:
+        carts.put(key, {"n": 1})
+    operator = placement(urls, "eu")
+    try:
+        result = Rebalancer(operator, "eu", [*urls["eu"], extra]).run()
+    finally:
+        operator.close()
+    moved = [move.partition_key for move in result.moves]
+    assert moved
+
+    with pytest.raises(StoreError, match="moved off shard"):
+        with app.transaction():
+            carts.put(moved[0], {"n": 2})
+    assert carts.get(moved[0]) is not None
+    assert carts.get(moved[0]).value == {"n": 1}  # type: ignore[union-attr]
+    everywhere = placement({"eu": [*urls["eu"], extra]}, "eu")
+    assert sorted(state_rows(everywhere).values()) == [[1]] * len(keys)
+    everywhere.close()
+
+    staying = next(key for key in keys if key not in moved)
+    with app.transaction():
+        carts.put(staying, {"n": 2})
+    assert carts.get(staying).value == {"n": 2}  # type: ignore[union-attr]
+    app.close()

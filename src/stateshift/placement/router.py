@@ -334,7 +334,7 @@ class Placement:
             self._learn(region, new_urls)
         raise StoreError(
             f"forwarding rows for partition key {partition_key!r} form a loop: "
-            "run 'stateshift shards rebalance --resume'"
+            "run the same 'stateshift shards rebalance' again to resume it"
         )
 
     def _learn(self, region: str, urls: Mapping[str, str] | None) -> None:

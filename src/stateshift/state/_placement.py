@@ -100,7 +100,44 @@ def route_item(
             "store: one step or transaction commits to one shard. Give the item "
             "the workflow's partition key (partition_key=) so they are co-located"
         )
+    if unit is not None:
+        _guard_unit(placement, unit, store, region, shard_id, routing_key, key)
     return ItemRoute(store, region, shard_id, stored_tag(tag), routing_key)
+
+
+def _guard_unit(
+    placement: Placement,
+    unit: Unit,
+    store: Store,
+    region: str,
+    shard_id: str,
+    partition_key: str,
+    key: str,
+) -> None:
+    """Refuse, at commit, a unit's access to an item a rebalance moved away.
+
+    A unit reads and buffers through the shard map, without following
+    forwarding rows; its commit checks, under the key's lock, that this
+    shard still answers for the key. Otherwise the whole commit is refused,
+    rather than reading a stale copy or writing one beside the moved item.
+    """
+    marker = ("placement-forward", id(store), partition_key)
+    if marker in unit.cache:
+        return
+    unit.cache[marker] = True
+
+    def check(tx: Tx) -> None:
+        lock_keys(store, tx, [partition_key])
+        rows = forward_rows(tx, [partition_key])
+        if not stays(rows, partition_key, shard_id):
+            raise StoreError(
+                f"state item {key!r} (partition key {partition_key!r}) is being "
+                f"moved off shard {shard_id} of region {region} by a rebalance: "
+                "a step or transaction that commits there cannot use it. Let the "
+                "rebalance finish and run every process with the new shard list"
+            )
+
+    unit.add(check)
 
 
 @contextmanager
