@@ -227,8 +227,30 @@ def test_state_reads_writes_and_blobs_follow_a_rebalance_that_adds_a_shard(
             for key in wanted:
                 check(key, floors[key], many.get(key))
 
+    scans: list[int] = []
+
+    def scanner() -> None:
+        while not stop.is_set():
+            with lock:
+                floors = {key: acked[key] for key in keys}
+            seen: dict[str, list[Item[Any]]] = {}
+            cursor = None
+            while True:
+                page = carts.scan(prefix="cust-", limit=40, cursor=cursor)
+                for item in page.items:
+                    seen.setdefault(item.key, []).append(item)
+                cursor = page.cursor
+                if cursor is None:
+                    break
+            for key, floor in floors.items():
+                if len(seen.get(key, [])) > 1:
+                    problems.append(f"scan returned {key} twice")
+                check(key, floor, seen[key][0] if key in seen else None)
+            scans.append(len(seen))
+
     threads = [threading.Thread(target=writer, args=(i,)) for i in range(2)]
     threads += [threading.Thread(target=reader, args=(10 + i,)) for i in range(2)]
+    threads.append(threading.Thread(target=scanner))
     for thread in threads:
         thread.start()
     try:
@@ -243,6 +265,7 @@ def test_state_reads_writes_and_blobs_follow_a_rebalance_that_adds_a_shard(
         operator.close()
 
     assert problems == []
+    assert len(scans) > 1
     assert result.total > 10 and result.moved == result.total
     new_app = App(
         regions={"eu": [*urls["eu"], extra]},

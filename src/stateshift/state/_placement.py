@@ -16,6 +16,7 @@ buffered.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,7 +33,14 @@ from stateshift.unit import Unit
 if TYPE_CHECKING:
     from stateshift.placement.router import Placement
 
-__all__ = ["ItemRoute", "open_item", "open_items", "route_item", "stored_tag"]
+__all__ = [
+    "ItemRoute",
+    "open_item",
+    "open_items",
+    "route_item",
+    "stored_tag",
+    "unsettled",
+]
 
 _STORING = frozenset({"write", "copy"})
 
@@ -173,6 +181,37 @@ def open_items(
         rows = forward_rows(tx, keys)
         here = [r for r in routes if stays(rows, r.partition_key, r.shard_id)]
         yield tx, here
+
+
+def unsettled(
+    tx: Tx, namespace: str, keys: Sequence[str], shard_id: str
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Scanned keys this shard may not answer for, and the shards a move adds.
+
+    Called in the scan's transaction, after the scan: a key a rebalance is
+    moving (to or from this shard) must be read again by itself, following
+    its forwarding rows: they come with their partition keys. The second
+    value maps the shard ids of the new
+    list published on this shard to their URLs (empty when none is).
+    """
+    if not keys or tx.fetchone("SELECT 1 FROM {p}placement_forward LIMIT 1") is None:
+        return {}, {}
+    marks = ", ".join("?" for _ in keys)
+    placed = tx.fetchall(
+        f"SELECT key, partition_key FROM {{p}}state_items "
+        f"WHERE namespace = ? AND key IN ({marks})",
+        (namespace, *keys),
+    )
+    by_key = {str(row[0]): str(row[1]) for row in placed}
+    rows = forward_rows(tx, list(by_key.values()))
+    marker = rows.get("*")
+    urls: dict[str, str] = json.loads(marker[1]) if marker is not None else {}
+    moving = {
+        key: by_key.get(key, key)
+        for key in keys
+        if key not in by_key or not stays(rows, by_key[key], shard_id)
+    }
+    return moving, urls
 
 
 register_table(
