@@ -25,7 +25,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from stateshift.config import Settings
 from stateshift.errors import ConfigError, ResidencyViolation, StoreError
@@ -49,6 +49,7 @@ _STORING = frozenset({"write", "start", "enqueue", "copy"})
 _MAP_MARKER = "*"
 _MAX_HOPS = 4
 
+T = TypeVar("T")
 StoreFactory = Callable[[Settings], Store]
 RegionsConfig = Mapping[str, Sequence[str] | Mapping[str, str] | str]
 
@@ -330,6 +331,38 @@ class Placement:
                 if hop is None:
                     yield Routed(tx, store, region, shard_id, tag)
                     return
+            shard_id, via, new_urls = hop
+            self._learn(region, new_urls)
+        raise StoreError(
+            f"forwarding rows for partition key {partition_key!r} form a loop: "
+            "run the same 'stateshift shards rebalance' again to resume it"
+        )
+
+    def read_key(
+        self,
+        region: str,
+        shard_id: str,
+        partition_key: str,
+        read: Callable[[Store, Tx], T],
+    ) -> T:
+        """Run ``read`` on the shard that answers for ``partition_key``.
+
+        Like :meth:`follow`, without a lock: ``read`` runs first, then the
+        forwarding rows are read in the same transaction. If this shard
+        still answers for the key then, it did when ``read`` ran (the
+        switch deletes the rows and leaves its ``moved`` row in one
+        transaction), so the answer is kept; otherwise ``read`` runs again
+        on the next shard.
+        """
+        via: str | None = None
+        for _ in range(_MAX_HOPS):
+            store = self.shard_store(region, shard_id)
+            with store.read() as tx:
+                value = read(store, tx)
+                rows = _forward_rows(tx, [partition_key])
+            hop = _next_hop(rows, partition_key, shard_id, via)
+            if hop is None:
+                return value
             shard_id, via, new_urls = hop
             self._learn(region, new_urls)
         raise StoreError(

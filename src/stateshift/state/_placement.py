@@ -17,10 +17,10 @@ buffered.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from stateshift.errors import StoreError
 from stateshift.placement.policy import UNTAGGED
@@ -35,14 +35,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ItemRoute",
+    "moving_keys",
     "open_item",
-    "open_items",
+    "read_item",
     "route_item",
     "stored_tag",
     "unsettled",
 ]
 
 _STORING = frozenset({"write", "copy"})
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,22 +167,31 @@ def open_item(
         yield routed.store, routed.tx
 
 
-@contextmanager
-def open_items(
-    store: Store, routes: Sequence[ItemRoute]
-) -> Iterator[tuple[Tx, list[ItemRoute]]]:
-    """A read transaction on ``store`` for several items routed to it.
+def read_item(
+    placement: Placement, route: ItemRoute, read: Callable[[Store, Tx], T]
+) -> T:
+    """Run ``read`` on the shard that answers for ``route``'s item now.
 
-    Yields the transaction and the routes it answers for; the others (keys
-    a rebalance is moving away) must be read one by one with
-    :func:`open_item`.
+    While a rebalance moves the item's partition key, that can be another
+    shard than ``route.store`` (see :meth:`Placement.read_key`).
     """
-    keys = [route.partition_key for route in routes]
-    with store.read() as tx:
-        lock_keys(store, tx, keys)
-        rows = forward_rows(tx, keys)
-        here = [r for r in routes if stays(rows, r.partition_key, r.shard_id)]
-        yield tx, here
+    return placement.read_key(route.region, route.shard_id, route.partition_key, read)
+
+
+def moving_keys(tx: Tx, routes: Sequence[ItemRoute]) -> set[str]:
+    """Partition keys among ``routes`` their shard no longer answers for.
+
+    Call it in the reading transaction, after the read: rows read for the
+    other keys were the current ones.
+    """
+    rows = forward_rows(tx, [route.partition_key for route in routes])
+    if not rows:
+        return set()
+    return {
+        route.partition_key
+        for route in routes
+        if not stays(rows, route.partition_key, route.shard_id)
+    }
 
 
 def unsettled(

@@ -33,8 +33,9 @@ from stateshift.state._keys import (
 )
 from stateshift.state._placement import (
     ItemRoute,
+    moving_keys,
     open_item,
-    open_items,
+    read_item,
     route_item,
     stored_tag,
     unsettled,
@@ -168,11 +169,11 @@ class Namespace(Generic[T]):
         for keys_here in by_store.values():
             rows = self._rows(routes[keys_here[0]])
             here_routes = [routes[key] for key in keys_here]
-            with open_items(rows.store, here_routes) as (tx, answered):
-                answers = {id(route) for route in answered}
-                keys_now = [k for k in keys_here if id(routes[k]) in answers]
-                moving += [k for k in keys_here if id(routes[k]) not in answers]
-                stored = rows.read_many(tx, self.name, keys_now) if keys_now else {}
+            with rows.store.read() as tx:
+                stored = rows.read_many(tx, self.name, keys_here)
+                away = moving_keys(tx, here_routes)
+            keys_now = [k for k in keys_here if routes[k].partition_key not in away]
+            moving += [k for k in keys_here if routes[k].partition_key in away]
             for key in keys_now:
                 row = stored.get(key)
                 if row is not None and row.visible(now):
@@ -298,8 +299,7 @@ class Namespace(Generic[T]):
                     best[row.key] = row
         for key, (route, moved_key) in recheck.items():
             again = self._route(key, route.tag or None, moved_key, "read")
-            with open_item(placement, again, write=False) as (store, tx):
-                current = self._app._state_rows_for(store).read(tx, self.name, key)
+            current = read_item(placement, again, self._reader(key))
             if current is not None and current.visible(now):
                 best[key] = current
             else:
@@ -507,9 +507,7 @@ class Namespace(Generic[T]):
             if hit is not None:
                 version, data, expires_at = hit
                 return Item(key, self._decode(key, data), version, expires_at)
-        with open_item(self._app.placement, route, write=False) as (store, tx):
-            rows = self._app._state_rows_for(store)
-            stored = rows.read(tx, self.name, key)
+        stored = read_item(self._app.placement, route, self._reader(key))
         if stored is None or not stored.visible(now):
             return None
         self._check_found(route, stored.residency)
@@ -519,6 +517,12 @@ class Namespace(Generic[T]):
                 self.name, key, stored.raw_version, stored.data, stored.expires_at, now
             )
         return self._item(stored)
+
+    def _reader(self, key: str) -> Callable[[Store, Tx], StoredItem | None]:
+        def read(store: Store, tx: Tx) -> StoredItem | None:
+            return self._app._state_rows_for(store).read(tx, self.name, key)
+
+        return read
 
     def _write(
         self,
