@@ -9,10 +9,11 @@ shard by rendezvous hash. Rows that share a partition key share a shard,
 so a step that touches one key's workflow, entity and state commits in one
 transaction on one database.
 
-While a rebalance moves keys, :meth:`Placement.transaction` follows the
-forwarding rows it leaves (see :mod:`stateshift.placement.rebalance`), so
-readers never see a missing or stale item and writers never write beside
-a moved copy.
+While a rebalance moves keys, :meth:`Placement.transaction` (and below
+it :meth:`Placement.follow` and :meth:`Placement.read_key`, which the
+state API uses) follows the forwarding rows it leaves (see
+:mod:`stateshift.placement.rebalance`), so readers never see a missing or
+stale item and writers never write beside a moved copy.
 """
 
 from __future__ import annotations
