@@ -27,7 +27,7 @@ def register(subparsers: Any) -> None:
 
     for name, func, text in (
         ("plan", run_plan, "show which keys move"),
-        ("rebalance", run_rebalance, "move them online (resumable)"),
+        ("rebalance", run_rebalance, "move them online (a resumable workflow)"),
     ):
         action = actions.add_parser(name, help=text)
         placement_options(action)
@@ -41,6 +41,13 @@ def register(subparsers: Any) -> None:
         "--finish",
         action="store_true",
         help="also drop the forwarding rows (once every process has the new list)",
+    )
+    rebalance.add_argument(
+        "--batch-size",
+        type=int,
+        default=100,
+        metavar="N",
+        help="keys moved per durable step (a rerun resumes at the cut batch)",
     )
 
 
@@ -91,14 +98,17 @@ def run_plan(args: argparse.Namespace) -> int:
 
 
 def run_rebalance(args: argparse.Namespace) -> int:
-    """Move the keys, with a progress bar on standard error."""
+    """Move the keys as a durable workflow, with a progress bar on standard error.
+
+    Run the same command again to resume a rebalance that was interrupted.
+    """
     placement = open_placement(args)
     try:
         new = _new_shards(placement, args)
         rebalancer = Rebalancer(
             placement, placement.region, new, progress=_ProgressBar()
         )
-        result = rebalancer.run()
+        result = rebalancer.run(batch_size=args.batch_size)
         if args.finish:
             finish(placement, placement.region, result.rebalance_id)
     finally:

@@ -1,8 +1,11 @@
 """Rebalancing: move the keys a new shard list places elsewhere, online.
 
-A rebalance of one region from an old shard list to a new one runs in
-resumable stages, recorded in the ``placement_moves`` table of the
-coordinator (the first shard of the old list):
+A rebalance of one region from an old shard list to a new one is a
+durable workflow on the engine (:mod:`stateshift.placement._rebalance_flow`):
+one step publishes, then each batch of keys is one step. Each key goes
+through these stages, recorded in the ``placement_moves`` table of the
+coordinator (the first shard of the old list), so a batch run again after a
+crash skips the keys it already moved:
 
 1. **publish** - on each old shard, in one transaction that writers wait
    for: list the keys whose shard changes, mark each one ``incoming`` on
@@ -33,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from stateshift.errors import ConfigError, StoreError
-from stateshift.placement.registry import TableSpec, registered_tables
+from stateshift.placement.registry import Attached, TableSpec, registered_tables
 from stateshift.placement.router import REGION_LOCK_ID, key_lock_id
 from stateshift.placement.shards import Move, ShardMap, shard_ids_for
 from stateshift.store import Store, Tx
@@ -47,7 +50,6 @@ logger = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
 _MAP_MARKER = "*"
-_STATES = ("planned", "copied", "switched", "done")
 
 
 @dataclass
@@ -141,6 +143,7 @@ class Rebalancer:
                 )
         self.new = ShardMap(region, tuple(self.new_urls))
         self.progress = progress
+        self._done: int | None = None
         digest = hashlib.sha256(
             json.dumps([region, list(self.old.shard_ids), self.new_urls]).encode()
         ).hexdigest()
@@ -157,38 +160,67 @@ class Rebalancer:
 
     # --- the stages ---------------------------------------------------------------
 
-    def run(self) -> RebalanceResult:
-        """Run (or resume) the rebalance to the end."""
-        result = RebalanceResult(self.rebalance_id)
+    def run(self, *, batch_size: int = 100) -> RebalanceResult:
+        """Run (or resume) the rebalance to the end, as a durable workflow.
+
+        Each batch of ``batch_size`` keys is one step of the workflow
+        (see :mod:`stateshift.placement._rebalance_flow`).
+        """
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        from stateshift.placement._rebalance_flow import run_on_engine
+
+        return run_on_engine(self, batch_size)
+
+    def publish_moves(self) -> list[str]:
+        """Publish the new shard list; return the keys to move, in order.
+
+        Run again (a resumed step), it returns the recorded moves: keys
+        already switched are no longer listed on their old shard.
+        """
         self._record_state("publishing")
-        moves = self._publish()
-        self._record_moves(moves)
+        self._record_moves(self._publish())
         self._record_state("moving")
+        states = self.move_states()
+        self._done = sum(1 for _, _, state in states.values() if state == "done")
+        self._report(self._done, len(states))
+        return sorted(states)
 
-        states = self._move_states()
-        result.moves = [Move(k, s, t) for k, (s, t, _) in sorted(states.items())]
-        result.total = len(states)
-        done = sum(1 for _, _, state in states.values() if state == "done")
-        self._report(done, result.total)
+    def move_keys(self, keys: list[str]) -> tuple[int, int]:
+        """Copy, verify, switch and delete each of ``keys``.
 
-        for move in result.moves:
-            state = states[move.partition_key][2]
+        Returns:
+            ``(moved, recopied)``: keys this call moved, and how many of
+            them were copied again after a concurrent write.
+        """
+        states = self.move_states()
+        if self._done is None:
+            self._done = sum(1 for _, _, state in states.values() if state == "done")
+        moved = recopied = 0
+        for key in keys:
+            source, target, state = states[key]
             if state == "done":
                 continue
+            move = Move(key, source, target)
             if state in ("planned", "copied"):
                 rows = self._copy(move)
                 self._set_state(move, "copied")
                 if self._switch(move, rows):
-                    result.recopied += 1
+                    recopied += 1
                 self._set_state(move, "switched")
             self._clear_incoming(move)
             self._set_state(move, "done")
-            result.moved += 1
-            done += 1
-            self._report(done, result.total)
+            moved += 1
+            self._done += 1
+            self._report(self._done, len(states))
+        return moved, recopied
 
+    def complete(self) -> int:
+        """Record the rebalance as done; return how many keys it moved."""
         self._record_state("done")
-        return result
+        total = len(self.move_states())
+        self._report(total, total)
+        return total
 
     def _publish(self) -> list[Move]:
         moves: list[Move] = []
@@ -249,16 +281,14 @@ class Rebalancer:
             for spec in _movable():
                 if spec.table not in rows:
                     continue
-                tx.execute(
-                    f"DELETE FROM {{p}}{spec.table} WHERE {spec.partition_column} = ?",
-                    (move.partition_key,),
-                )
-                marks = ", ".join("?" for _ in spec.columns)
-                tx.executemany(
-                    f"INSERT INTO {{p}}{spec.table} ({', '.join(spec.columns)}) "
-                    f"VALUES ({marks})",
-                    rows[spec.table],
-                )
+                # A copy made earlier (before a writer changed the key, or by
+                # a run that crashed) is replaced whole, its blobs included.
+                _delete_rows(tx, spec, move.partition_key)
+                _insert(tx, spec.table, spec.columns, rows[spec.table])
+                for attached in spec.attached:
+                    _insert(
+                        tx, attached.table, attached.columns, rows[_at(spec, attached)]
+                    )
 
     def _switch(self, move: Move, copied: dict[str, list[tuple[Any, ...]]]) -> bool:
         """Verify and switch one key; True when it had to be copied again."""
@@ -284,11 +314,7 @@ class Rebalancer:
                 )
             for spec in _movable():
                 if spec.table in current:
-                    tx.execute(
-                        f"DELETE FROM {{p}}{spec.table} "
-                        f"WHERE {spec.partition_column} = ?",
-                        (move.partition_key,),
-                    )
+                    _delete_rows(tx, spec, move.partition_key)
             tx.execute(
                 source.queries("placement")["forward_put"],
                 (move.partition_key, "moved", move.target, self.rebalance_id),
@@ -330,7 +356,8 @@ class Rebalancer:
                 ],
             )
 
-    def _move_states(self) -> dict[str, tuple[str, str, str]]:
+    def move_states(self) -> dict[str, tuple[str, str, str]]:
+        """Each recorded move's ``(source, target, state)``, by partition key."""
         store = self.coordinator
         with store.read() as tx:
             rows = tx.fetchall(
@@ -358,7 +385,11 @@ def _table_set() -> set[str]:
 def _read_rows(
     tx: Tx, partition_key: str, tables: set[str]
 ) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of ``partition_key`` in the movable tables among ``tables``."""
+    """Every row of ``partition_key`` in the movable tables among ``tables``.
+
+    Rows attached to them (their blobs) are listed under
+    ``"<table>/<attached table>"``.
+    """
     found: dict[str, list[tuple[Any, ...]]] = {}
     for spec in _movable():
         if spec.table not in tables:
@@ -370,7 +401,61 @@ def _read_rows(
             (partition_key,),
         )
         found[spec.table] = [_plain(row) for row in rows]
+        for attached in spec.attached:
+            refs = _refs(spec, attached, found[spec.table])
+            found[_at(spec, attached)] = _attached_rows(tx, attached, refs)
     return found
+
+
+def _at(spec: TableSpec, attached: Attached) -> str:
+    return f"{spec.table}/{attached.table}"
+
+
+def _refs(
+    spec: TableSpec, attached: Attached, rows: list[tuple[Any, ...]]
+) -> list[Any]:
+    column = spec.columns.index(attached.via)
+    return sorted({row[column] for row in rows if row[column] is not None})
+
+
+def _attached_rows(
+    tx: Tx, attached: Attached, refs: list[Any]
+) -> list[tuple[Any, ...]]:
+    if not refs:
+        return []
+    marks = ", ".join("?" for _ in refs)
+    rows = tx.fetchall(
+        f"SELECT {', '.join(attached.columns)} FROM {{p}}{attached.table} "
+        f"WHERE {attached.key} IN ({marks}) ORDER BY {attached.key}",
+        tuple(refs),
+    )
+    return [_plain(row) for row in rows]
+
+
+def _delete_rows(tx: Tx, spec: TableSpec, partition_key: str) -> None:
+    """Delete the rows of ``partition_key`` in ``spec``'s table, and their blobs."""
+    if spec.attached:
+        where = f"WHERE {spec.partition_column} = ?"
+        for attached in spec.attached:
+            tx.execute(
+                f"DELETE FROM {{p}}{attached.table} WHERE {attached.key} IN "
+                f"(SELECT {attached.via} FROM {{p}}{spec.table} {where})",
+                (partition_key,),
+            )
+    tx.execute(
+        f"DELETE FROM {{p}}{spec.table} WHERE {spec.partition_column} = ?",
+        (partition_key,),
+    )
+
+
+def _insert(
+    tx: Tx, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
+) -> None:
+    if rows:
+        marks = ", ".join("?" for _ in columns)
+        tx.executemany(
+            f"INSERT INTO {{p}}{table} ({', '.join(columns)}) VALUES ({marks})", rows
+        )
 
 
 def _plain(row: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -19,9 +19,29 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["TableSpec", "register_table", "registered_tables"]
+__all__ = ["Attached", "TableSpec", "register_table", "registered_tables"]
 
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+@dataclass(frozen=True)
+class Attached:
+    """Rows of another table that belong to a row by reference (its blobs).
+
+    They move with the row that names them, and are deleted with it.
+    """
+
+    table: str
+    """Table name without the prefix; it exists wherever the owner's does."""
+
+    columns: tuple[str, ...]
+    """Every column copied when the rows move."""
+
+    key: str
+    """Column of ``table`` that the owner's column names."""
+
+    via: str
+    """Column of the owner's table holding the reference (``NULL``: none)."""
 
 
 @dataclass(frozen=True)
@@ -43,8 +63,17 @@ class TableSpec:
     residency_column: str | None = None
     """Column with the residency tag (empty for untagged rows)."""
 
+    attached: tuple[Attached, ...] = ()
+    """Rows of other tables that move and are deleted with these rows."""
+
     def __post_init__(self) -> None:
         names = (self.table, *self.columns, *self.primary_key)
+        for attached in self.attached:
+            names += (attached.table, *attached.columns, attached.key)
+            if attached.via not in self.columns:
+                raise ValueError(f"{attached.via!r} is not a column of {self.table}")
+            if attached.key not in attached.columns:
+                raise ValueError(f"{attached.key!r} is not among {attached.columns}")
         extra = (self.partition_column, self.residency_column)
         for name in (*names, *(n for n in extra if n is not None)):
             if not _NAME.match(name):

@@ -9,10 +9,11 @@ shard by rendezvous hash. Rows that share a partition key share a shard,
 so a step that touches one key's workflow, entity and state commits in one
 transaction on one database.
 
-While a rebalance moves keys, :meth:`Placement.transaction` follows the
-forwarding rows it leaves (see :mod:`stateshift.placement.rebalance`), so
-readers never see a missing or stale item and writers never write beside
-a moved copy.
+While a rebalance moves keys, :meth:`Placement.transaction` (and below
+it :meth:`Placement.follow` and :meth:`Placement.read_key`, which the
+state API uses) follows the forwarding rows it leaves (see
+:mod:`stateshift.placement.rebalance`), so readers never see a missing or
+stale item and writers never write beside a moved copy.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from stateshift.config import Settings
 from stateshift.errors import ConfigError, ResidencyViolation, StoreError
@@ -38,7 +39,7 @@ from stateshift.placement.policy import (
 from stateshift.placement.shards import ShardMap, shard_ids_for
 from stateshift.store import Store, Tx, open_store
 
-__all__ = ["Placement", "Routed", "key_lock_id"]
+__all__ = ["Placement", "Routed", "forward_rows", "key_lock_id", "lock_keys", "stays"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ _STORING = frozenset({"write", "start", "enqueue", "copy"})
 _MAP_MARKER = "*"
 _MAX_HOPS = 4
 
+T = TypeVar("T")
 StoreFactory = Callable[[Settings], Store]
 RegionsConfig = Mapping[str, Sequence[str] | Mapping[str, str] | str]
 
@@ -297,24 +299,76 @@ class Placement:
         tag, home = self.check(
             partition_key, residency, tenant=tenant, operation=operation, region=region
         )
-        write = operation in _STORING
-        shard_map = self.maps[home]
-        shard_id = shard_map.shard_for(partition_key)
-        via: str | None = None
+        shard_id = self.maps[home].shard_for(partition_key)
+        with self.follow(
+            home, shard_id, partition_key, tag=tag, write=operation in _STORING
+        ) as routed:
+            yield routed
 
+    @contextmanager
+    def follow(
+        self,
+        region: str,
+        shard_id: str,
+        partition_key: str,
+        *,
+        tag: str = "",
+        write: bool,
+    ) -> Iterator[Routed]:
+        """A transaction on the shard that answers for ``partition_key`` now.
+
+        Starts at ``shard_id`` (the one the process's shard map picks) and
+        follows rebalance forwarding rows, each read in the same transaction
+        (and under the same key lock) as the data. No policy check: the
+        caller has made it.
+        """
+        via: str | None = None
         for _ in range(_MAX_HOPS):
-            store = self.shard_store(home, shard_id)
+            store = self.shard_store(region, shard_id)
             with store.transaction() if write else store.read() as tx:
-                _lock_key(store, tx, partition_key)
-                hop = _next_hop(tx, partition_key, shard_id, via)
+                _lock_keys(store, tx, [partition_key])
+                rows = _forward_rows(tx, [partition_key])
+                hop = _next_hop(rows, partition_key, shard_id, via)
                 if hop is None:
-                    yield Routed(tx, store, home, shard_id, tag)
+                    yield Routed(tx, store, region, shard_id, tag)
                     return
             shard_id, via, new_urls = hop
-            self._learn(home, new_urls)
+            self._learn(region, new_urls)
         raise StoreError(
             f"forwarding rows for partition key {partition_key!r} form a loop: "
-            "run 'stateshift shards rebalance --resume'"
+            "run the same 'stateshift shards rebalance' again to resume it"
+        )
+
+    def read_key(
+        self,
+        region: str,
+        shard_id: str,
+        partition_key: str,
+        read: Callable[[Store, Tx], T],
+    ) -> T:
+        """Run ``read`` on the shard that answers for ``partition_key``.
+
+        Like :meth:`follow`, without a lock: ``read`` runs first, then the
+        forwarding rows are read in the same transaction. If this shard
+        still answers for the key then, it did when ``read`` ran (the
+        switch deletes the rows and leaves its ``moved`` row in one
+        transaction), so the answer is kept; otherwise ``read`` runs again
+        on the next shard.
+        """
+        via: str | None = None
+        for _ in range(_MAX_HOPS):
+            store = self.shard_store(region, shard_id)
+            with store.read() as tx:
+                value = read(store, tx)
+                rows = _forward_rows(tx, [partition_key])
+            hop = _next_hop(rows, partition_key, shard_id, via)
+            if hop is None:
+                return value
+            shard_id, via, new_urls = hop
+            self._learn(region, new_urls)
+        raise StoreError(
+            f"forwarding rows for partition key {partition_key!r} form a loop: "
+            "run the same 'stateshift shards rebalance' again to resume it"
         )
 
     def _learn(self, region: str, urls: Mapping[str, str] | None) -> None:
@@ -339,19 +393,50 @@ class Placement:
         self.audit_log.append(record)
 
 
-def _lock_key(store: Store, tx: Tx, partition_key: str) -> None:
+def lock_keys(store: Store, tx: Tx, partition_keys: Sequence[str]) -> None:
+    """Take the shared locks that keep a switch out while ``tx`` uses the keys."""
+    _lock_keys(store, tx, partition_keys)
+
+
+def _lock_keys(store: Store, tx: Tx, partition_keys: Sequence[str]) -> None:
     # SQLite serializes writers and gives readers one snapshot; PostgreSQL
     # needs the lock so that a rebalance cannot switch the key between our
     # reading its forwarding row and our reading (or writing) its rows.
-    if store.dialect == "postgresql":
-        tx.execute("SELECT pg_advisory_xact_lock_shared(?)", (REGION_LOCK_ID,))
-        tx.execute(
-            "SELECT pg_advisory_xact_lock_shared(?)", (key_lock_id(partition_key),)
-        )
+    if store.dialect != "postgresql":
+        return
+    ids = [REGION_LOCK_ID, *(key_lock_id(key) for key in partition_keys)]
+    tx.execute(
+        "SELECT " + ", ".join("pg_advisory_xact_lock_shared(?)" for _ in ids),
+        tuple(ids),
+    )
+
+
+ForwardRows = dict[str, tuple[str, str]]
+
+
+def forward_rows(tx: Tx, partition_keys: Sequence[str]) -> ForwardRows:
+    """The forwarding rows of ``partition_keys`` and the region map marker."""
+    return _forward_rows(tx, partition_keys)
+
+
+def _forward_rows(tx: Tx, partition_keys: Sequence[str]) -> ForwardRows:
+    wanted = [_MAP_MARKER, *dict.fromkeys(partition_keys)]
+    marks = ", ".join("?" for _ in wanted)
+    rows = tx.fetchall(
+        "SELECT partition_key, kind, shard_id FROM {p}placement_forward "
+        f"WHERE partition_key IN ({marks})",
+        tuple(wanted),
+    )
+    return {str(r[0]): (str(r[1]), str(r[2])) for r in rows}
+
+
+def stays(rows: ForwardRows, partition_key: str, shard_id: str) -> bool:
+    """Whether a first visit to ``shard_id`` answers for ``partition_key``."""
+    return _next_hop(rows, partition_key, shard_id, None) is None
 
 
 def _next_hop(
-    tx: Tx, partition_key: str, shard_id: str, via: str | None
+    rows: ForwardRows, partition_key: str, shard_id: str, via: str | None
 ) -> tuple[str, str, dict[str, str] | None] | None:
     """Where to look next for ``partition_key``, or None to stay on this shard.
 
@@ -360,20 +445,13 @@ def _next_hop(
     back to the old shard until then; the region ``map`` marker (in an old
     shard) sends keys that have no row of their own to the new map's shard.
     """
-    rows = tx.fetchall(
-        "SELECT partition_key, kind, shard_id FROM {p}placement_forward "
-        "WHERE partition_key IN (?, ?)",
-        (partition_key, _MAP_MARKER),
-    )
-    own = next((r for r in rows if r[0] == partition_key), None)
-    marker = next((r for r in rows if r[0] == _MAP_MARKER), None)
+    own = rows.get(partition_key)
+    marker = rows.get(_MAP_MARKER)
     # The marker also tells the URLs of shards a process was not configured
     # with; it stays on every old shard until the rebalance is finished.
-    urls: dict[str, str] | None = (
-        json.loads(str(marker[2])) if marker is not None else None
-    )
+    urls: dict[str, str] | None = json.loads(marker[1]) if marker is not None else None
     if own is not None:
-        kind, target = str(own[1]), str(own[2])
+        kind, target = own
         if kind == "moved":
             return None if via == "moved" else (target, "moved", urls)
         if kind == "incoming":

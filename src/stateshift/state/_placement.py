@@ -16,22 +16,35 @@ buffered.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from stateshift.errors import StoreError
 from stateshift.placement.policy import UNTAGGED
-from stateshift.placement.registry import TableSpec, register_table
+from stateshift.placement.registry import Attached, TableSpec, register_table
+from stateshift.placement.router import forward_rows, lock_keys, stays
 from stateshift.placement.scope import current_home
-from stateshift.store import Store
+from stateshift.store import Store, Tx
 from stateshift.unit import Unit
 
 if TYPE_CHECKING:
     from stateshift.placement.router import Placement
 
-__all__ = ["ItemRoute", "route_item", "stored_tag"]
+__all__ = [
+    "ItemRoute",
+    "moving_keys",
+    "open_item",
+    "read_item",
+    "route_item",
+    "stored_tag",
+    "unsettled",
+]
 
 _STORING = frozenset({"write", "copy"})
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +110,119 @@ def route_item(
             "store: one step or transaction commits to one shard. Give the item "
             "the workflow's partition key (partition_key=) so they are co-located"
         )
+    if unit is not None:
+        _guard_unit(placement, unit, store, region, shard_id, routing_key, key)
     return ItemRoute(store, region, shard_id, stored_tag(tag), routing_key)
+
+
+def _guard_unit(
+    placement: Placement,
+    unit: Unit,
+    store: Store,
+    region: str,
+    shard_id: str,
+    partition_key: str,
+    key: str,
+) -> None:
+    """Refuse, at commit, a unit's access to an item a rebalance moved away.
+
+    A unit reads and buffers through the shard map, without following
+    forwarding rows; its commit checks, under the key's lock, that this
+    shard still answers for the key. Otherwise the whole commit is refused,
+    rather than reading a stale copy or writing one beside the moved item.
+    """
+    marker = ("placement-forward", id(store), partition_key)
+    if marker in unit.cache:
+        return
+    unit.cache[marker] = True
+
+    def check(tx: Tx) -> None:
+        lock_keys(store, tx, [partition_key])
+        rows = forward_rows(tx, [partition_key])
+        if not stays(rows, partition_key, shard_id):
+            raise StoreError(
+                f"state item {key!r} (partition key {partition_key!r}) is being "
+                f"moved off shard {shard_id} of region {region} by a rebalance: "
+                "a step or transaction that commits there cannot use it. Let the "
+                "rebalance finish and run every process with the new shard list"
+            )
+
+    unit.add(check)
+
+
+@contextmanager
+def open_item(
+    placement: Placement, route: ItemRoute, *, write: bool
+) -> Iterator[tuple[Store, Tx]]:
+    """A transaction on the shard that answers for ``route``'s item now.
+
+    While a rebalance moves the item's partition key, that can be another
+    shard than ``route.store``: the forwarding rows are followed inside the
+    transaction that reads or writes the item, so a read never sees a
+    missing or stale item and a write never lands beside a moved copy.
+    """
+    with placement.follow(
+        route.region, route.shard_id, route.partition_key, tag=route.tag, write=write
+    ) as routed:
+        yield routed.store, routed.tx
+
+
+def read_item(
+    placement: Placement, route: ItemRoute, read: Callable[[Store, Tx], T]
+) -> T:
+    """Run ``read`` on the shard that answers for ``route``'s item now.
+
+    While a rebalance moves the item's partition key, that can be another
+    shard than ``route.store`` (see :meth:`Placement.read_key`).
+    """
+    return placement.read_key(route.region, route.shard_id, route.partition_key, read)
+
+
+def moving_keys(tx: Tx, routes: Sequence[ItemRoute]) -> set[str]:
+    """Partition keys among ``routes`` their shard no longer answers for.
+
+    Call it in the reading transaction, after the read: rows read for the
+    other keys were the current ones.
+    """
+    rows = forward_rows(tx, [route.partition_key for route in routes])
+    if not rows:
+        return set()
+    return {
+        route.partition_key
+        for route in routes
+        if not stays(rows, route.partition_key, route.shard_id)
+    }
+
+
+def unsettled(
+    tx: Tx, namespace: str, keys: Sequence[str], shard_id: str
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Scanned keys this shard may not answer for, and the shards a move adds.
+
+    Called in the scan's transaction, after the scan: a key a rebalance is
+    moving (to or from this shard) must be read again by itself, following
+    its forwarding rows: they come with their partition keys. The second
+    value maps the shard ids of the new
+    list published on this shard to their URLs (empty when none is).
+    """
+    if not keys or tx.fetchone("SELECT 1 FROM {p}placement_forward LIMIT 1") is None:
+        return {}, {}
+    marks = ", ".join("?" for _ in keys)
+    placed = tx.fetchall(
+        f"SELECT key, partition_key FROM {{p}}state_items "
+        f"WHERE namespace = ? AND key IN ({marks})",
+        (namespace, *keys),
+    )
+    by_key = {str(row[0]): str(row[1]) for row in placed}
+    rows = forward_rows(tx, list(by_key.values()))
+    marker = rows.get("*")
+    urls: dict[str, str] = json.loads(marker[1]) if marker is not None else {}
+    moving = {
+        key: by_key.get(key, key)
+        for key in keys
+        if key not in by_key or not stays(rows, by_key[key], shard_id)
+    }
+    return moving, urls
 
 
 register_table(
@@ -117,5 +242,15 @@ register_table(
         primary_key=("namespace", "key"),
         partition_column="partition_key",
         residency_column="residency",
+        # Large values live in the blob store; in the database's own blob
+        # table they are rows of the shard, and move with their item.
+        attached=(
+            Attached(
+                "state_blobs",
+                columns=("blob_ref", "data", "created_at"),
+                key="blob_ref",
+                via="blob_ref",
+            ),
+        ),
     )
 )

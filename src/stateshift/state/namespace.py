@@ -16,7 +16,8 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -30,8 +31,17 @@ from stateshift.state._keys import (
     encode_cursor,
     prefix_end,
 )
-from stateshift.state._placement import ItemRoute, route_item, stored_tag
+from stateshift.state._placement import (
+    ItemRoute,
+    moving_keys,
+    open_item,
+    read_item,
+    route_item,
+    stored_tag,
+    unsettled,
+)
 from stateshift.state._rows import ItemRows, StoredItem, remove_blobs_later
+from stateshift.store import Store, Tx
 from stateshift.unit import current_unit
 
 if TYPE_CHECKING:
@@ -155,15 +165,24 @@ class Namespace(Generic[T]):
         by_store: dict[int, list[str]] = {}
         for key in wanted:
             by_store.setdefault(id(routes[key].store), []).append(key)
+        moving: list[str] = []
         for keys_here in by_store.values():
             rows = self._rows(routes[keys_here[0]])
+            here_routes = [routes[key] for key in keys_here]
             with rows.store.read() as tx:
                 stored = rows.read_many(tx, self.name, keys_here)
-            for key in keys_here:
+                away = moving_keys(tx, here_routes)
+            keys_now = [k for k in keys_here if routes[k].partition_key not in away]
+            moving += [k for k in keys_here if routes[k].partition_key in away]
+            for key in keys_now:
                 row = stored.get(key)
                 if row is not None and row.visible(now):
                     self._check_found(routes[key], row.residency)
                     found[key] = self._item(row)
+        for key in moving:
+            item = self._read(key, routes[key])
+            if item is not None:
+                found[key] = item
         return {key: found[key] for key in wanted if key in found}
 
     def scan(
@@ -195,24 +214,9 @@ class Namespace(Generic[T]):
 
         now = self._app._state_now()
         routes = self._scan_routes(prefix, residency, partition_key)
-        stored: list[StoredItem] = []
-        more = False
-        for route in routes:
-            rows = self._rows(route)
-            with rows.store.read() as tx:
-                found = rows.scan(
-                    tx,
-                    self.name,
-                    after=after,
-                    start=prefix,
-                    end=end,
-                    now=now,
-                    limit=limit,
-                )
-            for row in found:
-                self._check_found(route, row.residency)
-            more = more or len(found) == limit
-            stored.extend(found)
+        stored, more = self._scan_shards(
+            routes, partition_key, after, prefix, end, now, limit
+        )
         stored.sort(key=lambda row: row.key)
         if len(stored) > limit:
             stored, more = stored[:limit], True
@@ -230,6 +234,77 @@ class Namespace(Generic[T]):
         last = keys[-1] if keys else horizon
         next_cursor = encode_cursor(last) if more and last is not None else None
         return Page([items[k] for k in keys], next_cursor)
+
+    def _scan_shards(
+        self,
+        routes: list[ItemRoute],
+        partition_key: str | None,
+        after: str,
+        prefix: str,
+        end: str | None,
+        now: float,
+        limit: int,
+    ) -> tuple[list[StoredItem], bool]:
+        """Scan each shard; settle the keys a rebalance is moving meanwhile.
+
+        While keys move, a key can sit on two shards (a copy) or go from a
+        shard not scanned yet to one already scanned. So a shard that holds
+        forwarding rows adds the shards of the new list to the scan, and
+        each key it may not answer for is read again by itself, following
+        its forwarding rows; each key is then kept once, at its last version.
+        """
+        placement = self._app.placement
+        pending = list(routes)
+        seen = {route.shard_id for route in routes}
+        best: dict[str, StoredItem] = {}
+        recheck: dict[str, tuple[ItemRoute, str]] = {}
+        more = False
+        while pending:
+            route = pending.pop(0)
+            with (
+                open_item(placement, route, write=False)
+                if partition_key
+                else (_plain_read(route)) as (store, tx)
+            ):
+                found = self._app._state_rows_for(store).scan(
+                    tx,
+                    self.name,
+                    after=after,
+                    start=prefix,
+                    end=end,
+                    now=now,
+                    limit=limit,
+                )
+                keys = [row.key for row in found]
+                moving, urls = (
+                    ({}, {})
+                    if partition_key
+                    else unsettled(tx, self.name, keys, route.shard_id)
+                )
+            if urls:
+                placement._learn(route.region, urls)
+                for shard_id in urls:
+                    if shard_id not in seen:
+                        seen.add(shard_id)
+                        store = placement.shard_store(route.region, shard_id)
+                        pending.append(
+                            ItemRoute(store, route.region, shard_id, route.tag, "")
+                        )
+            more = more or len(found) == limit
+            for row in found:
+                self._check_found(route, row.residency)
+                if row.key in moving:
+                    recheck[row.key] = (route, moving[row.key])
+                elif row.key not in best or best[row.key].raw_version < row.raw_version:
+                    best[row.key] = row
+        for key, (route, moved_key) in recheck.items():
+            again = self._route(key, route.tag or None, moved_key, "read")
+            current = read_item(placement, again, self._reader(key))
+            if current is not None and current.visible(now):
+                best[key] = current
+            else:
+                best.pop(key, None)
+        return list(best.values()), more
 
     def _scan_routes(
         self, prefix: str, residency: str | None, partition_key: str | None
@@ -432,9 +507,7 @@ class Namespace(Generic[T]):
             if hit is not None:
                 version, data, expires_at = hit
                 return Item(key, self._decode(key, data), version, expires_at)
-        rows = self._rows(route)
-        with rows.store.read() as tx:
-            stored = rows.read(tx, self.name, key)
+        stored = read_item(self._app.placement, route, self._reader(key))
         if stored is None or not stored.visible(now):
             return None
         self._check_found(route, stored.residency)
@@ -444,6 +517,12 @@ class Namespace(Generic[T]):
                 self.name, key, stored.raw_version, stored.data, stored.expires_at, now
             )
         return self._item(stored)
+
+    def _reader(self, key: str) -> Callable[[Store, Tx], StoredItem | None]:
+        def read(store: Store, tx: Tx) -> StoredItem | None:
+            return self._app._state_rows_for(store).read(tx, self.name, key)
+
+        return read
 
     def _write(
         self,
@@ -465,8 +544,8 @@ class Namespace(Generic[T]):
             if expected is not None and visible != expected:
                 raise ConflictError(self.name, key, expected, visible)
 
-        rows = self._rows(route)
-        with rows.store.transaction() as tx:
+        with open_item(self._app.placement, route, write=True) as (store, tx):
+            rows = self._app._state_rows_for(store)
             result = rows.write(
                 tx,
                 self.name,
@@ -538,6 +617,12 @@ class Namespace(Generic[T]):
         return Item(
             entry.key, self._decode(entry.key, entry.data), version, entry.expires_at
         )
+
+
+@contextmanager
+def _plain_read(route: ItemRoute) -> Iterator[tuple[Store, Tx]]:
+    with route.store.read() as tx:
+        yield route.store, tx
 
 
 def _placed(route: ItemRoute) -> tuple[str, str]:
