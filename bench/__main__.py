@@ -20,11 +20,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import POSTGRES_URL, fresh_store_config, machine, progress
+from bench.common import (
+    POSTGRES_URL,
+    fresh_store_config,
+    load_average,
+    machine,
+    progress,
+)
 from bench.floor import measure_floor
-from bench.harness import ROOT, SCALES, child_env
+from bench.harness import ROOT, child_env, sizes_of
 from bench.render import markdown, print_all
 from bench.report import BACKENDS, WORKLOADS
+from bench.targets import check_all
 
 DOCS = ROOT / "docs" / "benchmarks.md"
 RESULTS = ROOT / "bench" / "results"
@@ -89,6 +96,24 @@ def floors(backends: list[str], scale: str) -> dict[str, Any]:
     return results
 
 
+PROFILED = ("one_step", "ten_step", "queue", "timers", "crash", "idempotent")
+
+
+def profiles(payload: dict[str, Any], scale: str) -> dict[str, Any]:
+    """A cProfile of the stateshift side of each workload with an unmet target."""
+    unmet = {
+        (c.workload, c.backend)
+        for c in check_all(payload)
+        if c.met is False and c.workload in PROFILED
+    }
+    found: dict[str, Any] = {}
+    for workload, backend in sorted(unmet):
+        progress(f"profile of {workload} / {backend}")
+        args = ["bench.profile", workload, "--backend", backend, "--scale", scale]
+        found.setdefault(workload, {})[backend] = run_child(args)
+    return found
+
+
 def versions() -> dict[str, str]:
     found = {}
     for package in ("stateshift", "dbos", "temporalio", "SQLAlchemy", "psycopg"):
@@ -131,7 +156,7 @@ def main() -> None:
         "machine": machine(),
         "versions": versions(),
         "scale": scale,
-        "sizes": SCALES[scale],
+        "sizes": {side: sizes_of(side, scale) for side in ("stateshift", "dbos")},
         "backends": backends,
         "floor": floors(backends, scale),
         "workloads": {},
@@ -146,7 +171,9 @@ def main() -> None:
                 side: side_answer(side, workload.name, backend, scale)
                 for side in workload.sides
             }
+    payload["profiles"] = profiles(payload, scale)
     payload["elapsed_s"] = time.perf_counter() - started
+    payload["machine"]["load average at end (1, 5, 15 min)"] = load_average()
 
     RESULTS.mkdir(exist_ok=True)
     result = RESULTS / ("suite.json" if complete else "suite-partial.json")

@@ -434,7 +434,7 @@ def main() -> None:
         else:
             crasher(config, args.count, args.phase)
         os._exit(0)
-    harness.child_main("stateshift_side", WORKLOADS)
+    harness.child_main("stateshift", WORKLOADS)
 
 
 if __name__ == "__main__":
