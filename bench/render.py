@@ -82,14 +82,24 @@ def targets_section(payload: dict[str, Any]) -> list[str]:
             " of the time spent inside the database driver, and the functions"
             " with the most time of their own.",
             "",
-            *[f"- {profile_line(payload, c)}" for c in unmet],
+            *[f"- {profile_line(payload, group)}" for group in grouped(unmet)],
             "",
         ]
     return lines
 
 
-def profile_line(payload: dict[str, Any], check: Check) -> str:
-    where = f"{check.target} ({check.backend})"
+def grouped(checks: list[Check]) -> list[list[Check]]:
+    """Unmet checks by (workload, backend), in the order of the table."""
+    groups: dict[tuple[str, str], list[Check]] = {}
+    for check in checks:
+        groups.setdefault((check.workload, check.backend), []).append(check)
+    return list(groups.values())
+
+
+def profile_line(payload: dict[str, Any], checks: list[Check]) -> str:
+    check = checks[0]
+    targets = "; ".join(c.target for c in checks)
+    where = f"**{check.workload}** on {check.backend} ({targets})"
     found = payload.get("profiles", {}).get(check.workload, {}).get(check.backend)
     if found is None:
         return f"{where}: not profiled (`bench/profile.py` has no {check.workload})."
@@ -131,6 +141,11 @@ def missing_notes(payload: dict[str, Any], name: str) -> list[str]:
             if not answer.get("available"):
                 notes.append(
                     f"- {side} on {backend}: not available ({answer.get('reason', '')})"
+                )
+            elif answer.get("retried_after"):
+                notes.append(
+                    f"- {side} on {backend}: the first try failed"
+                    f" ({answer['retried_after']}); the figures are the second's"
                 )
     return notes
 
