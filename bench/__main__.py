@@ -103,7 +103,15 @@ def floors(backends: list[str], scale: str) -> dict[str, Any]:
     return results
 
 
-PROFILED = ("one_step", "ten_step", "queue", "timers", "crash", "idempotent")
+PROFILED = (
+    "one_step",
+    "ten_step",
+    "queue",
+    "timers",
+    "crash",
+    "idempotent",
+    "cold_start",
+)
 
 
 def profiles(payload: dict[str, Any], scale: str) -> dict[str, Any]:
@@ -116,7 +124,9 @@ def profiles(payload: dict[str, Any], scale: str) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for workload, backend in sorted(unmet):
         progress(f"profile of {workload} / {backend}")
-        args = ["bench.profile", workload, "--backend", backend, "--scale", scale]
+        args = ["bench.profile", workload, "--scale", scale]
+        if backend in BACKENDS:
+            args += ["--backend", backend]
         found.setdefault(workload, {})[backend] = run_child(args)
     return found
 

@@ -58,14 +58,14 @@ SCALES: dict[str, dict[str, int]] = {
         "repeats": 5,
         "one_step": 200,
         "ten_step": 40,
-        "queue": 500,
+        "queue": 1_000,
         "timers_small": 1_000,
         "timers_large": 5_000,
         "timers_due": 100,
         "crash": 200,
         "calls": 1_000,
         "cold_runs": 7,
-        "repeats_queue": 1,
+        "repeats_queue": 3,
         "repeats_crash": 3,
         "repeats_timers": 3,
         "repeats_state": 3,
@@ -76,7 +76,7 @@ SCALES: dict[str, dict[str, int]] = {
 SIDE_SCALES: dict[str, dict[str, dict[str, int]]] = {
     "dbos": {
         "quick": {"queue": 50, "calls": 100},
-        "full": {"repeats": 3, "queue": 250, "calls": 300},
+        "full": {"repeats": 3, "queue": 500, "repeats_queue": 2, "calls": 300},
     },
 }
 

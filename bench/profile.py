@@ -87,7 +87,8 @@ def _subclasses(cls: type) -> list[type]:
     import stateshift.store.postgres  # noqa: F401
     import stateshift.store.sqlite  # noqa: F401
 
-    found, todo = [], list(cls.__subclasses__())
+    found: list[type] = []
+    todo: list[type] = list(cls.__subclasses__())
     while todo:
         sub = todo.pop()
         found.append(sub)
@@ -96,7 +97,7 @@ def _subclasses(cls: type) -> list[type]:
 
 
 def measure(
-    work: Callable[[], None], operations: int, counts: Counts
+    work: Callable[[], object], operations: int, counts: Counts
 ) -> dict[str, Any]:
     """Profile ``work`` (``operations`` operations); the top and the counts."""
     profiler = cProfile.Profile()
@@ -248,6 +249,48 @@ def p_idempotent(app: Any, ss: Any, wf: Any, sizes: dict[str, int]) -> dict[str,
     return answer
 
 
+def p_cold_start(scale: str) -> dict[str, Any]:
+    """Import times of a cold start (``-X importtime``), in a fresh interpreter."""
+    import subprocess
+    import tempfile
+
+    from bench.cold import STATESHIFT_READY
+    from bench.harness import child_env
+
+    with tempfile.TemporaryDirectory(prefix="ss-cold-") as folder:
+        script = STATESHIFT_READY.format(url=f"sqlite:///{folder}/cold.db")
+        command = [sys.executable, "-X", "importtime", "-c", script]
+        subprocess.run(command, capture_output=True, env=child_env(), check=True)
+        started = time.perf_counter()
+        done = subprocess.run(
+            command, capture_output=True, text=True, env=child_env(), check=True
+        )
+        elapsed_ms = (time.perf_counter() - started) * 1000.0
+    modules: list[tuple[int, int, str]] = []  # self µs, cumulative µs, name
+    for line in done.stderr.splitlines():
+        if not line.startswith("import time:") or "[us]" in line:
+            continue
+        own, total, name = (part.strip() for part in line[12:].split("|"))
+        modules.append((int(own), int(total), name))
+    own_total = sum(m[0] for m in modules)
+    ours = [m for m in modules if m[2].split(".")[0] == "stateshift"]
+    top = sorted(modules, reverse=True)[:TOP]
+    return {
+        "kind": "imports",
+        "unit": "cold start (import + app + first handler ready)",
+        "operations": 1,
+        "ms_per_op": elapsed_ms,
+        "modules": len(modules),
+        "stateshift_modules": len(ours),
+        "import_ms": own_total / 1000.0,
+        "stateshift_import_ms": sum(m[0] for m in ours) / 1000.0,
+        "top": [
+            {"function": name, "ms": own / 1000.0, "share": own / own_total}
+            for own, _, name in top
+        ],
+    }
+
+
 PROFILES = {
     "one_step": p_one_step,
     "ten_step": p_ten_step,
@@ -260,11 +303,16 @@ PROFILES = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.profile")
-    parser.add_argument("workload", choices=sorted(PROFILES))
+    parser.add_argument("workload", choices=sorted([*PROFILES, "cold_start"]))
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--scale", choices=sorted(SCALES), default="full")
     args = parser.parse_args()
     try:
+        if args.workload == "cold_start":
+            answer = p_cold_start(args.scale)
+            answer["available"] = True
+            sys.stdout.write(json.dumps(answer) + "\n")
+            return
         import stateshift as ss
         from bench.stateshift_side import build
 

@@ -99,12 +99,23 @@ def grouped(checks: list[Check]) -> list[list[Check]]:
 def profile_line(payload: dict[str, Any], checks: list[Check]) -> str:
     check = checks[0]
     targets = "; ".join(c.target for c in checks)
-    where = f"**{check.workload}** on {check.backend} ({targets})"
+    on = "" if check.backend == "—" else f" on {check.backend}"
+    where = f"**{check.workload}**{on} ({targets})"
     found = payload.get("profiles", {}).get(check.workload, {}).get(check.backend)
     if found is None:
         return f"{where}: not profiled (`bench/profile.py` has no {check.workload})."
     if not found.get("available"):
         return f"{where}: the profile failed ({found.get('reason', '')})."
+    if found.get("kind") == "imports":
+        top = ", ".join(f"`{t['function']}` {fmt(t['ms'])} ms" for t in found["top"])
+        return (
+            f"{where}: {fmt(found['ms_per_op'])} ms for the whole script under"
+            f" `-X importtime`; {found['modules']:,} modules imported"
+            f" ({fmt(found['import_ms'])} ms of their own), of which"
+            f" {found['stateshift_modules']} are stateshift's"
+            f" ({fmt(found['stateshift_import_ms'])} ms); the slowest to import"
+            f" by their own time: {top}."
+        )
     top = ", ".join(f"`{t['function']}` {t['share'] * 100:.0f} %" for t in found["top"])
     return (
         f"{where}: per {found['unit']} ({found['operations']:,} profiled):"
