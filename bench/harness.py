@@ -44,7 +44,7 @@ SCALES: dict[str, dict[str, int]] = {
         "ten_step": 8,
         "queue": 100,
         "timers_small": 100,
-        "timers_large": 1_000,
+        "timers_large": 500,
         "timers_due": 50,
         "crash": 30,
         "calls": 200,
