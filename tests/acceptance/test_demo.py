@@ -60,6 +60,13 @@ def assert_invariants(report: dict[str, Any]) -> None:
     assert report["completed"] > 0 and report["compensated"] > 0
     assert report["kills"] > 0
     assert report["webhook_deliveries"] > report["webhooks_credited"]
+    # One order event per finished order, each delivered exactly once.
+    finished = report["completed"] + report["compensated"]
+    assert report["order_events"] == report["order_events_delivered"] == finished
+    assert report["duplicate_event_deliveries"] == 0
+    assert "ss.Saga" in report["features"]["saga"]
+    assert "@app.idempotent" in report["features"]["webhook"]
+    assert "app.relay_outbox" in report["features"]["events"]
 
 
 @pytest.fixture

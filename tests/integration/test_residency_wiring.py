@@ -189,13 +189,23 @@ def test_a_workflow_and_its_state_share_one_shard_and_commit_once_per_step(
 
     writes: dict[tuple[str, str], int] = {}
     for region, shard_id, store in eu.placement.all_stores():
-        opened = store.transaction
+        opened, alone = store.transaction, store.execute_alone
 
         def counted(opened: Any = opened, shard: Any = (region, shard_id)) -> Any:
             writes[shard] = writes.get(shard, 0) + 1
             return opened()
 
+        def counted_alone(
+            sql: str,
+            params: Any = (),
+            alone: Any = alone,
+            shard: Any = (region, shard_id),
+        ) -> Any:
+            writes[shard] = writes.get(shard, 0) + 1
+            return alone(sql, params)
+
         monkeypatch.setattr(store, "transaction", counted)
+        monkeypatch.setattr(store, "execute_alone", counted_alone)
 
     customers = [f"cust-{n}" for n in range(8)]
     for customer in customers:
@@ -203,7 +213,8 @@ def test_a_workflow_and_its_state_share_one_shard_and_commit_once_per_step(
         writes.clear()
         eu.run(checkout, customer, workflow_id=customer, residency="EU")
         # The start, the step (checkpoint and both state rows) and the end:
-        # three write transactions, all on the customer's shard.
+        # three writes (transactions or lone statements), all on the
+        # customer's shard.
         assert writes == {("eu", shard_id): 3}
         for region, other, store in eu.placement.all_stores():
             with store.read() as tx:

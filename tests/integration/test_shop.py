@@ -3,7 +3,8 @@
 Each hazard of the migration, on both backends: a checkout completes; a
 large order waits for its approval, and is cancelled and compensated when
 none comes in 48 hours; a refused approval compensates too; sold-out stock
-cancels with nothing to undo; a duplicate payment webhook credits once.
+cancels with nothing to undo; a duplicate payment webhook credits once;
+order events reach the subscriber through the outbox, once each.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 
 import stateshift as ss
-from stateshift.demo.shop import APPROVAL_THRESHOLD_CENTS, Shop, register
+from stateshift.demo.shop import APPROVAL_THRESHOLD_CENTS, NOTICES, Shop, register
 from stateshift.demo.simulated import Carrier, Flakiness, PaymentProvider
 from stateshift.workflows.clock import ManualClock
 
@@ -76,7 +77,19 @@ def test_a_small_order_completes_and_empties_the_cart(shop: Any) -> None:
     assert the_shop.cart("c1").get().items == {}
     assert the_shop.app.state("stock").get("book").value == 8
     assert charges(provider, order_id) == 1
-    assert the_shop.app.state("order-events").get(f"{order_id}:completed")
+    assert [n["kind"] for n in notices(the_shop, order_id)] == ["completed"]
+
+
+def notices(shop: Shop, order_id: str) -> list[dict[str, Any]]:
+    """The subscriber's notices of ``order_id``, after relaying the outbox."""
+    shop.app.relay_outbox()
+    with shop.app.store.read() as tx:
+        rows = tx.fetchall(
+            "SELECT message_id FROM {p}outbox WHERE msg_key = ?", (order_id,)
+        )
+    found = shop.app.state(NOTICES).get_many([str(r[0]) for r in rows])
+    assert len(found) == len(rows), "an order event was never delivered"
+    return [item.value for item in found.values()]
 
 
 def test_a_large_order_waits_and_is_compensated_after_48_hours(shop: Any) -> None:
@@ -126,6 +139,9 @@ def test_a_refused_order_is_refunded_and_its_stock_released(shop: Any) -> None:
     assert the_shop.app.state("stock").get("piano").value == 1
     assert refunds(provider) == 1
     assert the_shop.app.state("orders").get(order_id).value["status"] == "cancelled"
+    steps = [c.name for c in the_shop.app.status(order_id).compensations]
+    assert steps == ["shop.refund", "shop.release_stock"]
+    assert [n["kind"] for n in notices(the_shop, order_id)] == ["cancelled"]
 
 
 def test_sold_out_stock_cancels_with_nothing_to_undo(shop: Any) -> None:
@@ -141,8 +157,24 @@ def test_a_duplicate_payment_webhook_credits_once(shop: Any) -> None:
     the_shop, _, provider = shop
     order_id = order(the_shop, "c6", "book", 1_500)
     (event,) = provider.pending_webhooks(None, 10)
-    assert the_shop.on_payment_webhook(event) is True
-    assert the_shop.on_payment_webhook(event) is False
+    first = the_shop.on_payment_webhook(event)
+    assert the_shop.on_payment_webhook(event) == first
+    assert first["credited"] == 1_500
+    assert the_shop.app.state("ledger").get(order_id).value == 1_500
+
+
+def test_a_webhook_answered_in_progress_is_sent_again_later(shop: Any) -> None:
+    the_shop, _, provider = shop
+    order_id = order(the_shop, "c7", "book", 1_500)
+
+    def busy(event: dict[str, Any]) -> dict[str, Any]:
+        raise ss.IdempotencyInProgress(event["payment_id"], "another delivery runs")
+
+    assert provider.deliver_webhooks(None, busy) == 1
+    (event,) = provider.pending_webhooks(None, 10)
+    assert event["order_id"] == order_id
+    while provider.deliver_webhooks(None, the_shop.on_payment_webhook):
+        pass
     assert the_shop.app.state("ledger").get(order_id).value == 1_500
 
 

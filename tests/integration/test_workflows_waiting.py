@@ -171,15 +171,21 @@ def test_recorded_values_ride_with_the_next_checkpoint(app: ss.App) -> None:
         noop()
 
     store = app.store
-    original = store.transaction
+    original, alone = store.transaction, store.execute_alone
 
     def counting() -> Any:
         commits.append(1)
         return original()
 
+    def counting_alone(sql: str, params: Any = ()) -> Any:
+        commits.append(1)
+        return alone(sql, params)
+
     store.transaction = counting  # type: ignore[method-assign]
+    store.execute_alone = counting_alone  # type: ignore[method-assign]
     app.run(flow, workflow_id="w")
-    # insert, one checkpoint (with the two records), finish
+    # insert, one checkpoint (with the two records), finish: each a
+    # transaction or a statement on its own
     assert len(commits) == 3
 
 

@@ -16,7 +16,11 @@ to a store and to the outside services, as a deployment would.
 
 Try it::
 
-    python examples/shop/after/app.py
+    python examples/shop/after/app.py       # one order, run to the end
+    cd examples/shop/after && stateshift dev app:app   # the HTTP API
+
+Deploy it with ``lambda_function.py`` (AWS Lambda) or ``main.py`` (Cloud
+Functions), both in this folder; see ``examples/shop/README.md``.
 """
 
 from __future__ import annotations
@@ -30,11 +34,9 @@ from stateshift.demo.simulated import Carrier, Flakiness, PaymentProvider
 
 app = ss.App()
 services = ss.App(os.environ.get("SHOP_SERVICES_STORE", "sqlite:///shop-services.db"))
-shop = register(
-    app,
-    PaymentProvider(services, Flakiness(), seed=0),
-    Carrier(services, Flakiness(), seed=0),
-)
+provider = PaymentProvider(services, Flakiness(), seed=0)
+carrier = Carrier(services, Flakiness(), seed=0)
+shop = register(app, provider, carrier)
 checkout = shop.checkout
 on_payment_webhook = shop.on_payment_webhook
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import stateshift as ss
 from stateshift.demo.customers import CATALOGUE, Plan
+from stateshift.demo.shop import NOTICES, ORDERS_TOPIC
 from stateshift.demo.world import World
 
 __all__ = ["Report", "build_report"]
@@ -38,7 +39,11 @@ class Report:
     refunds: int
     webhook_deliveries: int
     webhooks_credited: int
+    webhooks_in_progress: int
     double_credits: int
+    order_events: int
+    order_events_delivered: int
+    duplicate_event_deliveries: int
     late_approvals_sent: int
     late_approvals_refused: int
     residency_refused: int
@@ -96,6 +101,11 @@ class Report:
             f"  webhook deliveries           {self.webhook_deliveries} for "
             f"{self.webhooks_credited} payments, {self.double_credits} credited "
             "twice (must be 0)",
+            f"  webhooks in progress         {self.webhooks_in_progress}  (a "
+            "duplicate racing the first delivery; sent again later)",
+            f"  order events                 {self.order_events_delivered} of "
+            f"{self.order_events} delivered, {self.duplicate_event_deliveries} "
+            "delivered twice (must be 0)",
             f"  late approvals refused       {self.late_approvals_refused} of "
             f"{self.late_approvals_sent}",
             f"  worker processes killed      {self.kills}  (SIGKILL mid-invocation; "
@@ -103,7 +113,8 @@ class Report:
             self._residency_line(),
             "",
             "  store: " + self.store,
-            "  sagas: " + self.features["saga"],
+            "  checkout: " + self.features["saga"],
+            "  payment webhook: " + self.features["webhook"],
             "  order events: " + self.features["events"],
             "  time: the shop's clock is real time plus jumps of 6 h and 43 h, so "
             "the 48-hour approval timeout fires in seconds",
@@ -151,9 +162,13 @@ def build_report(
         charge_requests=requests,
         charges=sum(len(c) for c in charges.values()),
         refunds=len(refunds),
-        webhook_deliveries=sum(d for d, _ in webhooks.values()),
+        webhook_deliveries=sum(d for d, _, _ in webhooks.values()),
         webhooks_credited=len(webhooks),
+        webhooks_in_progress=sum(b for _, b, _ in webhooks.values()),
         double_credits=0,
+        order_events=0,
+        order_events_delivered=0,
+        duplicate_event_deliveries=0,
         late_approvals_sent=late_approvals_sent,
         late_approvals_refused=late_approvals_refused,
         residency_refused=residency_refused,
@@ -189,7 +204,11 @@ def build_report(
         }
         _check_money(world, here, charges, refunds, report, violations)
         _check_stock(world, here, mine, violations)
-        _check_records(world, here, violations)
+        _check_records(world, here, report, violations)
+    if report.duplicate_event_deliveries:
+        violations.append(
+            f"{report.duplicate_event_deliveries} order events delivered twice"
+        )
     return report
 
 
@@ -229,7 +248,10 @@ def _outcomes(
 def _ledgers(
     world: World,
 ) -> tuple[
-    dict[str, list[tuple[str, int]]], dict[str, str], int, dict[str, tuple[int, int]]
+    dict[str, list[tuple[str, int]]],
+    dict[str, str],
+    int,
+    dict[str, tuple[int, int, int]],
 ]:
     with world.provider.store.read() as tx:
         charge_rows = tx.fetchall(
@@ -237,14 +259,14 @@ def _ledgers(
         )
         refund_rows = tx.fetchall("SELECT refund_id, payment_id FROM {p}demo_refunds")
         webhook_rows = tx.fetchall(
-            "SELECT payment_id, deliveries, done FROM {p}demo_webhooks"
+            "SELECT payment_id, deliveries, busy, done FROM {p}demo_webhooks"
         )
     charges: dict[str, list[tuple[str, int]]] = {}
     for order_id, payment_id, cents, _ in charge_rows:
         charges.setdefault(str(order_id), []).append((str(payment_id), int(cents)))
     refunds = {str(r[0]): str(r[1]) for r in refund_rows}
     requests = sum(int(r[3]) for r in charge_rows)
-    webhooks = {str(r[0]): (int(r[1]), int(r[2])) for r in webhook_rows}
+    webhooks = {str(r[0]): (int(r[1]), int(r[2]), int(r[3])) for r in webhook_rows}
     return charges, refunds, requests, webhooks
 
 
@@ -305,28 +327,62 @@ def _check_stock(
 
 
 def _check_records(
-    world: World, outcomes: dict[str, tuple[str, str]], violations: list[str]
+    world: World,
+    outcomes: dict[str, tuple[str, str]],
+    report: Report,
+    violations: list[str],
 ) -> None:
-    """The shop's order records and events agree with the workflows."""
+    """The order records and events agree with the workflows.
+
+    Every order event in the outbox must have reached the subscriber, whose
+    notice (one per message id) counts its deliveries: exactly one each.
+    """
     orders = world.app.state("orders").get_many(list(outcomes))
-    events = world.app.state("order-events")
-    keys = [f"{o}:{k}" for o in outcomes for k in ("completed", "cancelled")]
-    found = events.get_many(keys)
+    published = _published(world, list(outcomes))
+    notices = world.app.state(NOTICES).get_many(
+        [m for ids in published.values() for m in ids]
+    )
     expected_status = {
         "completed": "completed",
         "compensated": "cancelled",
         "waiting": "awaiting approval",
     }
-    expected_event = {"completed": "completed", "compensated": "cancelled"}
+    expected_event = {"completed": ["completed"], "compensated": ["cancelled"]}
     for order_id, (outcome, _) in outcomes.items():
         record = orders.get(order_id)
         status = None if record is None else record.value.get("status")
         if status != expected_status[outcome]:
             violations.append(f"{order_id} is {outcome} but its record says {status}")
-        emitted = {k.split(":", 1)[1] for k in found if k.split(":", 1)[0] == order_id}
-        wanted = {expected_event[outcome]} if outcome in expected_event else set()
-        if emitted != wanted:
-            violations.append(f"{order_id} is {outcome} with events {sorted(emitted)}")
+        message_ids = published.get(order_id, [])
+        report.order_events += len(message_ids)
+        delivered = [notices[m].value for m in message_ids if m in notices]
+        report.order_events_delivered += len(delivered)
+        report.duplicate_event_deliveries += sum(
+            max(0, int(n["deliveries"]) - 1) for n in delivered
+        )
+        if len(delivered) < len(message_ids):
+            violations.append(
+                f"{order_id}: {len(message_ids) - len(delivered)} order events "
+                "never delivered"
+            )
+        kinds = sorted(str(n["kind"]) for n in delivered)
+        if kinds != expected_event.get(outcome, []):
+            violations.append(f"{order_id} is {outcome} with events {kinds}")
+
+
+def _published(world: World, order_ids: list[str]) -> dict[str, list[str]]:
+    """The outbox message ids of each order's events, in this world's store."""
+    published: dict[str, list[str]] = {}
+    with world.app.store.read() as tx:
+        rows = tx.fetchall(
+            "SELECT message_id, msg_key FROM {p}outbox WHERE topic = ?",
+            (ORDERS_TOPIC,),
+        )
+    wanted = set(order_ids)
+    for message_id, order_id in rows:
+        if order_id in wanted:
+            published.setdefault(str(order_id), []).append(str(message_id))
+    return published
 
 
 def _audited(worlds: dict[str | None, World]) -> int:
@@ -352,8 +408,7 @@ def _misplaced(worlds: dict[str | None, World], plan: Plan) -> int:
                         found += 1
         for name in ("orders", "reservations", "ledger"):
             found += len(world.app.state(name).get_many(ids))
-        events = [f"{i}:{k}" for i in ids for k in ("completed", "cancelled")]
-        found += len(world.app.state("order-events").get_many(events))
+        found += sum(len(m) for m in _published(world, ids).values())
         carts = world.app.state("entity:shop.Cart")
         found += len(carts.get_many([o.customer for o in strangers]))
     return found
@@ -362,10 +417,12 @@ def _misplaced(worlds: dict[str | None, World], plan: Plan) -> int:
 def _features(regional: bool) -> dict[str, str]:
     """How each pattern is done in this build, said plainly."""
     return {
-        "saga": "compensations run in reverse from an except block in the "
-        "checkout workflow (ss.Saga is not in this build yet)",
-        "events": "written in the commit of the step that decides them (the "
-        "outbox relay, app.publish, is not in this build yet)",
+        "saga": "a saga (ss.Saga); each compensation a durable step run "
+        "once, newest first",
+        "webhook": "@app.idempotent on the payment id; the credit commits "
+        "with the idempotency record",
+        "events": "app.publish in the deciding step (outbox); "
+        "app.relay_outbox to an @app.subscribe handler (inbox)",
         "residency": "on"
         if regional
         else "not exercised (one store; give PostgreSQL a second database with "

@@ -4,8 +4,9 @@ The driver plays everyone outside the shop. It fills carts and places
 orders; it starts worker processes and SIGKILLs them at random; it answers
 approvals (at once, after six simulated hours, too late, or never); and it
 moves the shop's clock forward so that 48 hours pass in a second. When all
-is quiet it stops the workers, delivers the provider's last webhooks and
-hands over to :mod:`stateshift.demo.report` for the checks.
+is quiet it stops the workers, delivers the provider's last webhooks,
+relays the last order events and hands over to :mod:`stateshift.demo.report`
+for the checks.
 
 Phases, each starting when the previous one is quiet (every order either
 finished or waiting for its approval):
@@ -44,7 +45,11 @@ from stateshift.demo.customers import (
     plan_orders,
 )
 from stateshift.demo.report import Report, build_report
-from stateshift.demo.shop import APPROVAL_THRESHOLD_CENTS, WORKFLOW_NAME
+from stateshift.demo.shop import (
+    APPROVAL_THRESHOLD_CENTS,
+    ORDERS_TOPIC,
+    WORKFLOW_NAME,
+)
 from stateshift.demo.simulated import create_tables
 from stateshift.demo.world import World, build_world
 from stateshift.errors import ResidencyViolation
@@ -59,6 +64,8 @@ MISROUTED_SHARE = 0.2
 POLL_SECONDS = 0.05
 QUIET_TIMEOUT_SECONDS = 240.0
 """A phase that is not quiet after this long counts its orders as lost."""
+DRAIN_TIMEOUT_SECONDS = 30.0
+"""How long the last webhooks and order events may take after the run."""
 
 
 @dataclass(frozen=True)
@@ -140,7 +147,7 @@ def run_demo(options: DemoOptions, progress_stream: IO[str] | None = None) -> Re
         finally:
             _stop_workers(run)
             progress.close()
-        _drain_webhooks(run)
+        _drain(run)
         return build_report(
             worlds,
             plan,
@@ -284,12 +291,37 @@ def _stop_workers(run: _Run) -> None:
         process.wait()
 
 
-def _drain_webhooks(run: _Run) -> None:
-    # The provider keeps redelivering until each webhook is acknowledged.
+def _drain(run: _Run) -> None:
+    """Deliver every webhook and relay every order event left at the end."""
+    deadline = time.monotonic() + DRAIN_TIMEOUT_SECONDS
     for region, world in run.worlds.items():
+        # The provider keeps redelivering until each webhook is acknowledged;
+        # a payment still held by a killed worker's call answers "in
+        # progress" until that call's record expires.
         handler = world.shop.on_payment_webhook
-        while world.provider.deliver_webhooks(region, handler, limit=50):
-            pass
+        while time.monotonic() < deadline:
+            if world.provider.deliver_webhooks(region, handler, limit=50):
+                # Some may have been answered "in progress": give the
+                # holder's record a moment instead of spinning on it.
+                time.sleep(0.02)
+                continue
+            world.app.relay_outbox()
+            # A killed worker's relay lease keeps this relay out until it
+            # expires: wait for every order event to be delivered.
+            if not _undelivered(world):
+                break
+            time.sleep(0.1)
+
+
+def _undelivered(world: World) -> int:
+    with world.app.store.read() as tx:
+        row = tx.fetchone(
+            "SELECT COUNT(*) FROM {p}outbox o WHERE o.topic = ? AND NOT EXISTS"
+            " (SELECT 1 FROM {p}outbox_deliveries d WHERE d.sink = 'local'"
+            " AND d.message_id = o.message_id AND d.status = 'delivered')",
+            (ORDERS_TOPIC,),
+        )
+    return 0 if row is None else int(row[0])
 
 
 # --- the phases --------------------------------------------------------------

@@ -4,17 +4,21 @@ This is the "after" half of ``examples/shop`` (the "before" half is the same
 shop as an ordinary stateful web service). Nothing lives in process memory:
 
 * a customer's **cart** is an entity (``Cart``), saved with a version check;
-* **checkout** is a durable workflow: reserve stock, charge the card,
-  wait for a manager's approval when the order is large (at most 48 hours),
-  book the shipment, confirm. When a step fails for good, or the approval
-  is refused or never comes, the steps already done are undone in reverse
-  order (release the stock, refund the charge, cancel the shipment);
-* the **payment webhook** credits a payment once however often the
-  provider delivers it: an inbox record of the payment id commits in the
-  same transaction as the credit;
-* **order events** (completed, cancelled) are written in the same commit as
-  the step that decides them, so an event exists exactly when its order
-  changed.
+* **checkout** is a durable workflow and a saga (``ss.Saga``): reserve
+  stock, charge the card, wait for a manager's approval when the order is
+  large (at most 48 hours), book the shipment, confirm. Each forward step
+  registers its compensation; when a step fails for good, or the approval
+  is refused or never comes, the saga runs them newest first, each exactly
+  once (cancel the shipment, refund the charge, release the stock);
+* the **payment webhook** is ``@app.idempotent`` on the payment id: the
+  completed idempotency record commits in the same transaction as the
+  credit, so a redelivery changes nothing, and a delivery racing the first
+  gets ``ss.IdempotencyInProgress`` and is sent again later;
+* **order events** (``orders`` topic: completed, cancelled) are published
+  with ``app.publish`` inside the step that decides them, so the outbox row
+  commits with that step's checkpoint; ``app.relay_outbox()`` hands them to
+  the subscriber (``order_notices``), whose effects commit with its inbox
+  row, once per message id.
 
 The payment provider and the carrier are outside services: the shop only
 knows their :class:`Payments` and :class:`Carrier` interfaces and passes
@@ -30,11 +34,12 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 import stateshift as ss
-from stateshift.errors import ConflictError
 
 __all__ = [
     "APPROVAL_THRESHOLD_CENTS",
     "APPROVAL_TIMEOUT",
+    "NOTICES",
+    "ORDERS_TOPIC",
     "Carrier",
     "CarrierUnavailable",
     "Cart",
@@ -56,6 +61,16 @@ APPROVAL_TIMEOUT = timedelta(hours=48)
 
 WORKFLOW_NAME = "shop.checkout"
 """The stored name of the checkout workflow; stable across deploys."""
+
+ORDERS_TOPIC = "orders"
+"""The topic of order events (``completed``, ``cancelled``)."""
+
+NOTICES = "order-notices"
+"""The namespace the order-event subscriber writes, one key per message id."""
+
+WEBHOOK_IN_PROGRESS_SECONDS = 3.0
+"""How long a webhook call holds its payment id before a retry may take it:
+a worker killed mid-call blocks redeliveries only this long."""
 
 
 # --- the outside world -----------------------------------------------------
@@ -173,8 +188,15 @@ class Shop:
     """The app the shop is registered on."""
     checkout: Callable[[dict[str, Any]], dict[str, Any]]
     """The checkout workflow; start it with ``app.start(shop.checkout, order)``."""
-    on_payment_webhook: Callable[[dict[str, Any]], bool]
-    """The payment provider's webhook: True if it credited, False if a duplicate."""
+    on_payment_webhook: Callable[[dict[str, Any]], dict[str, Any]]
+    """The payment provider's webhook (``@app.idempotent`` on the payment id).
+
+    Returns the credit made by the first delivery, on every delivery.
+
+    Raises:
+        IdempotencyInProgress: another delivery of the same payment is
+            running; send it again later.
+    """
     approval_threshold_cents: int
     """Orders of this total or more wait for an approval."""
 
@@ -230,14 +252,13 @@ def register(
     approval_threshold_cents: int = APPROVAL_THRESHOLD_CENTS,
     approval_timeout: timedelta = APPROVAL_TIMEOUT,
 ) -> Shop:
-    """Register the shop's entity, steps, workflow and webhook on ``app``."""
+    """Register the shop's entity, steps, workflow, webhook and subscriber."""
     app.entity(name="shop.Cart")(Cart)
     stock = app.state("stock")
     reservations = app.state("reservations")
     orders = app.state("orders")
-    events = app.state("order-events")
     ledger = app.state("ledger")
-    inbox = app.state("payment-webhooks")
+    notices = app.state(NOTICES)
 
     def key() -> str:
         context = ss.current()
@@ -252,10 +273,10 @@ def register(
         orders.put(order["order_id"], value)
 
     def emit(order: dict[str, Any], kind: str, **fields: Any) -> None:
-        # Written with the commit of the step that decides the order, so the
-        # event exists if and only if the order changed.
+        # Called inside a step: the outbox row commits with the step's
+        # checkpoint, so the event exists if and only if the order changed.
         body = {"order_id": order["order_id"], "kind": kind, **fields}
-        events.put(f"{order['order_id']}:{kind}", body, expected_version=0)
+        app.publish(ORDERS_TOPIC, body, key=order["order_id"])
 
     @app.step(
         name="shop.reserve_stock", retry=ss.RetryPolicy(non_retryable=(OutOfStock,))
@@ -363,55 +384,67 @@ def register(
 
     @app.workflow(name=WORKFLOW_NAME)
     def checkout(order: dict[str, Any]) -> dict[str, Any]:
-        # Compensations pile up as steps succeed and run newest first. The
-        # list is rebuilt identically on every replay, because replay
-        # returns the recorded results of the steps that appended to it.
-        undo: list[Callable[[], Any]] = []
+        # Replay registers the same compensations with the same arguments
+        # (recorded step results), and their checkpoints make each run once.
+        done: list[str] = []
         try:
-            reserve_stock(order)
-            undo.append(lambda: release_stock(order))
-            payment_id = charge(order)
-            undo.append(lambda: refund(order, payment_id))
-            if order["cents"] >= approval_threshold_cents:
-                wait_for_approval(order)
-            shipment_id = book_shipping(order)
-            undo.append(lambda: cancel_shipping(order, shipment_id))
-            confirm(order, payment_id, shipment_id)
+            with ss.Saga() as saga:
+                reserve_stock(order)
+                saga.compensate(release_stock, order)
+                done.append("release_stock")
+                payment_id = charge(order)
+                saga.compensate(refund, order, payment_id)
+                done.append("refund")
+                if order["cents"] >= approval_threshold_cents:
+                    wait_for_approval(order)
+                shipment_id = book_shipping(order)
+                saga.compensate(cancel_shipping, order, shipment_id)
+                done.append("cancel_shipping")
+                confirm(order, payment_id, shipment_id)
         except Exception as exc:
+            # The saga has undone the steps by now and re-raised the error;
+            # what is left is the shop's own record of the cancellation.
             # Suspension and cancellation are BaseExceptions: they pass.
-            for compensation in reversed(undo):
-                compensation()
             reason = _reason(exc)
             cancel(order, reason)
             return {
                 "order_id": order["order_id"],
                 "outcome": "compensated",
                 "reason": reason,
-                "compensations": len(undo),
+                "compensations": len(done),
             }
         return {"order_id": order["order_id"], "outcome": "completed"}
 
-    def on_payment_webhook(event: dict[str, Any]) -> bool:
-        # The inbox record and the credit commit together: a redelivery finds
-        # the record and changes nothing; two deliveries racing conflict on
-        # the record's version and the loser re-reads and finds it.
-        payment_id = str(event["payment_id"])
-        for attempt in range(20):
-            try:
-                with app.transaction():
-                    if inbox.get(payment_id) is not None:
-                        return False
-                    inbox.put(
-                        payment_id, {"order_id": event["order_id"]}, expected_version=0
-                    )
-                    account = ledger.get(event["order_id"])
-                    credited = 0 if account is None else int(account.value)
-                    ledger.put(event["order_id"], credited + int(event["cents"]))
-                return True
-            except ConflictError:
-                if attempt == 19:
-                    raise
-        raise AssertionError("unreachable")
+    def credit_payment(event: dict[str, Any]) -> dict[str, Any]:
+        # The credit is buffered and commits with the completed idempotency
+        # record: a redelivery gets this result back and credits nothing.
+        account = ledger.get(event["order_id"])
+        credited = 0 if account is None else int(account.value)
+        ledger.put(event["order_id"], credited + int(event["cents"]))
+        return {"payment_id": event["payment_id"], "credited": int(event["cents"])}
+
+    # Wrapped by a call rather than a decorator, to keep its type.
+    on_payment_webhook: Callable[[dict[str, Any]], dict[str, Any]] = app.idempotent(
+        credit_payment,
+        key="payment_id",
+        name="shop.payment_webhook",
+        in_progress_expiry=WEBHOOK_IN_PROGRESS_SECONDS,
+    )
+
+    @app.subscribe(ORDERS_TOPIC, group="shop.notices")
+    def order_notices(event: dict[str, Any], message: ss.Message) -> None:
+        # Commits with the inbox row: one notice per message id. The count
+        # would show a second delivery, which the inbox must never let by.
+        notice = notices.get(message.message_id)
+        count = 0 if notice is None else int(notice.value["deliveries"])
+        notices.put(
+            message.message_id,
+            {
+                "order_id": event["order_id"],
+                "kind": event["kind"],
+                "deliveries": count + 1,
+            },
+        )
 
     return Shop(app, checkout, on_payment_webhook, approval_threshold_cents)
 

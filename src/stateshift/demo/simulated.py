@@ -10,7 +10,10 @@ second charge. The ledgers are what the demo's report counts.
 
 The provider fails at random, before charging (the request never arrived)
 or after (the charge was made but the answer was lost), and sends a
-webhook for each charge that is delivered at least once.
+webhook for each charge that is delivered at least once: twice in a row
+now and then, again when a delivery is not acknowledged, and again later
+when the shop answers that the same payment is being handled
+(``IdempotencyInProgress``), as real webhook senders retry a 409.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from stateshift.demo.shop import (
     ProviderUnavailable,
     ShippingRefused,
 )
+from stateshift.errors import IdempotencyInProgress
 from stateshift.store import Store
 
 if TYPE_CHECKING:
@@ -57,6 +61,7 @@ _TABLES = (
         region TEXT NOT NULL,
         cents INTEGER NOT NULL,
         deliveries INTEGER NOT NULL,
+        busy INTEGER NOT NULL,
         done INTEGER NOT NULL
     )""",
     """CREATE TABLE IF NOT EXISTS {p}demo_shipments (
@@ -162,7 +167,7 @@ class PaymentProvider:
             payment_id = str(row[0])
             tx.execute(
                 "INSERT INTO {p}demo_webhooks (payment_id, order_id, region, cents,"
-                " deliveries, done) VALUES (?, ?, ?, ?, 0, 0)"
+                " deliveries, busy, done) VALUES (?, ?, ?, ?, 0, 0, 0)"
                 " ON CONFLICT (payment_id) DO NOTHING",
                 (payment_id, order_id, region, cents),
             )
@@ -214,13 +219,19 @@ class PaymentProvider:
             for r in picked
         ]
 
-    def delivered(self, payment_id: str, *, acknowledged: bool) -> None:
-        """Count one delivery; an acknowledged one is not sent again."""
+    def delivered(
+        self, payment_id: str, *, acknowledged: bool, busy: bool = False
+    ) -> None:
+        """Count one delivery; an acknowledged one is not sent again.
+
+        ``busy``: the shop answered that the payment is being handled.
+        """
         with self.store.transaction() as tx:
             tx.execute(
                 "UPDATE {p}demo_webhooks SET deliveries = deliveries + 1,"
+                " busy = busy + ?,"
                 " done = CASE WHEN ? = 1 THEN 1 ELSE done END WHERE payment_id = ?",
-                (1 if acknowledged else 0, payment_id),
+                (1 if busy else 0, 1 if acknowledged else 0, payment_id),
             )
 
     def deliver_webhooks(
@@ -231,7 +242,14 @@ class PaymentProvider:
         for event in events:
             copies = 2 if self.rng.random() < self.flakiness.duplicate_webhook else 1
             for _ in range(copies):
-                handler(event)
+                try:
+                    handler(event)
+                except IdempotencyInProgress:
+                    # Another delivery of this payment is running (or its
+                    # worker died mid-call): leave it unacknowledged, so
+                    # it is sent again on a later round.
+                    self.delivered(event["payment_id"], acknowledged=False, busy=True)
+                    continue
                 acknowledged = (
                     self.rng.random() >= self.flakiness.webhook_unacknowledged
                 )

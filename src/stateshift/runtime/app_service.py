@@ -63,7 +63,7 @@ class AppService:
         placement: Mapping[str, str] | None = None,
     ) -> RunView:
         definition = self._workflow(workflow)
-        for reserved in ("workflow_id", *PLACEMENT_FIELDS):
+        for reserved in ("workflow_id", "time_budget", *PLACEMENT_FIELDS):
             if reserved in kwargs:
                 raise Problem(
                     422,
@@ -73,13 +73,18 @@ class AppService:
                 )
         _check_arguments(definition.signature, args, kwargs, f"workflow {workflow!r}")
 
+        options: dict[str, Any] = dict(placement or {})
+        if run_here:
+            # Answer within the request: steps that would not fit are left
+            # to the next tick, and the caller gets 202 with a status URL.
+            options["time_budget"] = max(budget_seconds, 0.0)
         begin = self.app.run if run_here else self.app.start
         try:
             handle = begin(
                 definition.fn,
                 *args,
                 workflow_id=workflow_id,
-                **dict(placement or {}),
+                **options,
                 **kwargs,
             )
         except LeaseLost as exc:

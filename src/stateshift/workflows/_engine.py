@@ -264,9 +264,11 @@ class Engine:
 
     def insert(self, row: tuple[Any, ...]) -> tuple[str, str, str] | None:
         """Insert a workflow; ``None`` if new, else the existing identity."""
-        with self.store.transaction() as tx:
-            if tx.execute(self.q["insert"], row) == 1:
-                return None
+        store = self.store
+        # One statement on its own: a single round trip, no BEGIN or COMMIT.
+        if store.execute_alone(self.q["start"], row):
+            return None
+        with store.read() as tx:
             found = tx.fetchone(self.q["identity"], (row[0],))
         assert found is not None
         return str(found[0]), str(found[1]), str(found[2])
@@ -295,12 +297,10 @@ class Engine:
                 if row is None:
                     self.own_leases_reclaimed = True
             if row is None:
+                # An expired lease first, else due work: one statement.
                 row = tx.fetchone(
-                    self.q["claim_expired"], (worker, lease, now, *self._version())
-                )
-            if row is None:
-                row = tx.fetchone(
-                    self.q["claim_due"], (worker, lease, now, now, *self._version())
+                    self.q["claim_next"],
+                    (worker, lease, now, *self._version(), now, *self._version()),
                 )
             if row is None:
                 return False, None
@@ -339,7 +339,9 @@ class Engine:
             deadline_at=row[7],
             history=[],
         )
-        claim.placed = _placement.admit_claim(self, tx, claim)
+        claim.placed = _placement.admit_claim(
+            self, tx, claim, _placement.placed_of(claim.workflow_id, row[8:11])
+        )
         if claim.placed is None:
             return None
         if claim.recoveries > self.app.settings.max_recoveries:
@@ -645,14 +647,18 @@ class Engine:
         """End the workflow, and count it off its waiting parent."""
         q = self.q
         now = self.clock()
+        params = (status, result, *error, now, now, ctx.workflow_id, ctx.epoch)
+        if ctx.parent_id is None and not (ctx.pending_children or ctx.pending_records):
+            # Nothing else to write and no parent to count off: one
+            # statement on its own, one round trip.
+            if not self.store.execute_alone(q["finish"], params):
+                raise self._fenced(ctx)
+            return
         with self.store.transaction() as tx:
             if ctx.parent_id is not None:
                 tx.fetchone(q["lock"], (ctx.parent_id,))
             self._flush(tx, ctx)
-            row = tx.fetchone(
-                q["finish"],
-                (status, result, *error, now, now, ctx.workflow_id, ctx.epoch),
-            )
+            row = tx.fetchone(q["finish"], params)
             if row is None:
                 raise self._fenced(ctx)
             if row[0] and ctx.parent_id is not None:

@@ -27,7 +27,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -50,6 +50,7 @@ __all__ = [
     "claim_homes",
     "locate",
     "placed_columns",
+    "placed_of",
     "read_placed",
     "start_home",
     "workflow_scope",
@@ -136,7 +137,7 @@ def read_placed(tx: Tx, workflow_id: str) -> Placed | None:
     row = tx.fetchone(_PLACED_SQL, (workflow_id,))
     if row is None:
         return None
-    return Placed(str(row[0] or workflow_id), str(row[1] or ""), row[2])
+    return placed_of(workflow_id, row)
 
 
 def locate(
@@ -238,15 +239,19 @@ def claim_homes(app: WorkflowsMixin) -> list[Home]:
     ]
 
 
-def admit_claim(engine: Engine, tx: Tx, claim: Claim) -> Placed | None:
+def placed_of(workflow_id: str, columns: Sequence[Any]) -> Placed:
+    """The placement of a row from its three columns, as a claim returns them."""
+    partition_key, residency, subject = columns
+    return Placed(str(partition_key or workflow_id), str(residency or ""), subject)
+
+
+def admit_claim(engine: Engine, tx: Tx, claim: Claim, placed: Placed) -> Placed | None:
     """Check a claimed row against the policy; ``None`` when refused.
 
-    A refused row is audited and parked ``blocked`` in the same
-    transaction, its lease dropped, so this region never runs it.
+    ``placed`` comes back from the claim itself (no read of its own). A
+    refused row is audited and parked ``blocked`` in the same transaction,
+    its lease dropped, so this region never runs it.
     """
-    placed = read_placed(tx, claim.workflow_id)
-    if placed is None:
-        return None
     placement = _placement(engine.app)
     # The audit record is written in a transaction of its own, which may
     # need this very shard: it is held back until the claim has committed.

@@ -193,11 +193,14 @@ class WorkflowsMixin:
         residency: str | None = None,
         tenant: str | None = None,
         partition_key: str | None = None,
+        time_budget: Duration | None = None,
         **kwargs: Any,
     ) -> WorkflowHandle[Any]:
         """Start a workflow and run it here until it ends or waits.
 
-        Placed and checked as by :meth:`start`.
+        Placed and checked as by :meth:`start`. With ``time_budget`` (an HTTP
+        request's deadline, say) no step is started that cannot finish in
+        it: the workflow is handed back, due at once, for the next tick.
 
         Raises:
             WorkflowConflict: the id belongs to another function or input.
@@ -208,8 +211,9 @@ class WorkflowsMixin:
         home = _placement.start_home(
             self, workflow_id, residency, tenant, partition_key
         )
+        budget_seconds = optional_seconds(time_budget, name="time_budget")
         with home_scope(home):
-            return self._run_here(fn, args, kwargs, workflow_id)
+            return self._run_here(fn, args, kwargs, workflow_id, budget_seconds)
 
     def _run_here(
         self,
@@ -217,6 +221,7 @@ class WorkflowsMixin:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         workflow_id: str,
+        budget_seconds: float | None = None,
     ) -> WorkflowHandle[Any]:
         definition, row = self._prepare(fn, args, kwargs, workflow_id, leased=True)
         engine = self._workflow_engine
@@ -232,7 +237,7 @@ class WorkflowsMixin:
                 cancel_requested=False,
                 deadline_at=row[11],
                 parent_id=None,
-                invocation=Invocation(),
+                invocation=Invocation(budget_seconds),
             )
             args_, kwargs_ = definition.decode_input(self.codec, row[2])
             _, error = execute(ctx, args_, kwargs_)
@@ -244,7 +249,7 @@ class WorkflowsMixin:
             _placement.flush_audits(self)
             if claim is not None:
                 with _placement.workflow_scope(home, claim.placed, claim.workflow_id):
-                    _, error = run_claim(self, claim, Invocation())
+                    _, error = run_claim(self, claim, Invocation(budget_seconds))
         if error is not None:
             raise error
         return WorkflowHandle(self, row[0], definition)

@@ -8,56 +8,53 @@ INSERT INTO {p}workflows (workflow_id, name, input, input_hash, status,
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, {now} + ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (workflow_id) DO NOTHING;
 
+-- name: start
+-- The insert of one new workflow on its own (one round trip): no row back
+-- when the id is taken.
+INSERT INTO {p}workflows (workflow_id, name, input, input_hash, status,
+    app_version, parent_id, epoch, lease_owner, lease_expires_at, due_at,
+    deadline_at, created_at, updated_at, partition_key, residency, data_subject)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, {now} + ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (workflow_id) DO NOTHING
+RETURNING workflow_id;
+
 -- name: identity
 SELECT name, input_hash, status FROM {p}workflows WHERE workflow_id = ?;
 
--- name: claim_due
-UPDATE {p}workflows SET status = 'running', epoch = epoch + 1, lease_owner = ?,
-    lease_expires_at = {now} + ?, due_at = NULL, updated_at = ?
-WHERE workflow_id = (
-    SELECT workflow_id FROM {p}workflows
-    WHERE due_at <= ? AND (app_version = ? OR app_version = '' OR ? = '')
-    ORDER BY due_at LIMIT 1
-)
-RETURNING workflow_id, name, input, epoch, recoveries, cancel_requested,
-    parent_id, deadline_at;
-
--- name: claim_due@postgresql
-UPDATE {p}workflows SET status = 'running', epoch = epoch + 1, lease_owner = ?,
-    lease_expires_at = {now} + ?, due_at = NULL, updated_at = ?
-WHERE workflow_id = (
-    SELECT workflow_id FROM {p}workflows
-    WHERE due_at <= ? AND (app_version = ? OR app_version = '' OR ? = '')
-    ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED
-)
-RETURNING workflow_id, name, input, epoch, recoveries, cancel_requested,
-    parent_id, deadline_at;
-
--- name: claim_expired
+-- name: claim_next
+-- A lease that ran out first (its worker crashed: one more recovery), else
+-- the earliest due workflow, in one statement. COALESCE stops at the first
+-- subquery that finds a row.
 UPDATE {p}workflows SET status = 'running', epoch = epoch + 1, lease_owner = ?,
     lease_expires_at = {now} + ?, due_at = NULL, updated_at = ?,
-    recoveries = recoveries + 1
-WHERE workflow_id = (
-    SELECT workflow_id FROM {p}workflows
+    recoveries = recoveries + CASE WHEN status = 'running' THEN 1 ELSE 0 END
+WHERE workflow_id = COALESCE(
+    (SELECT workflow_id FROM {p}workflows
     WHERE lease_expires_at < {now}
         AND (app_version = ? OR app_version = '' OR ? = '')
-    ORDER BY lease_expires_at LIMIT 1
+    ORDER BY lease_expires_at LIMIT 1),
+    (SELECT workflow_id FROM {p}workflows
+    WHERE due_at <= ? AND (app_version = ? OR app_version = '' OR ? = '')
+    ORDER BY due_at LIMIT 1)
 )
 RETURNING workflow_id, name, input, epoch, recoveries, cancel_requested,
-    parent_id, deadline_at;
+    parent_id, deadline_at, partition_key, residency, data_subject;
 
--- name: claim_expired@postgresql
+-- name: claim_next@postgresql
 UPDATE {p}workflows SET status = 'running', epoch = epoch + 1, lease_owner = ?,
     lease_expires_at = {now} + ?, due_at = NULL, updated_at = ?,
-    recoveries = recoveries + 1
-WHERE workflow_id = (
-    SELECT workflow_id FROM {p}workflows
+    recoveries = recoveries + CASE WHEN status = 'running' THEN 1 ELSE 0 END
+WHERE workflow_id = COALESCE(
+    (SELECT workflow_id FROM {p}workflows
     WHERE lease_expires_at < {now}
         AND (app_version = ? OR app_version = '' OR ? = '')
-    ORDER BY lease_expires_at LIMIT 1 FOR UPDATE SKIP LOCKED
+    ORDER BY lease_expires_at LIMIT 1 FOR UPDATE SKIP LOCKED),
+    (SELECT workflow_id FROM {p}workflows
+    WHERE due_at <= ? AND (app_version = ? OR app_version = '' OR ? = '')
+    ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED)
 )
 RETURNING workflow_id, name, input, epoch, recoveries, cancel_requested,
-    parent_id, deadline_at;
+    parent_id, deadline_at, partition_key, residency, data_subject;
 
 -- name: claim_own
 UPDATE {p}workflows SET status = 'running', epoch = epoch + 1,
@@ -70,7 +67,7 @@ WHERE workflow_id = (
     LIMIT 1
 )
 RETURNING workflow_id, name, input, epoch, recoveries, cancel_requested,
-    parent_id, deadline_at;
+    parent_id, deadline_at, partition_key, residency, data_subject;
 
 -- name: claim_own@postgresql
 UPDATE {p}workflows SET status = 'running', epoch = epoch + 1,
@@ -83,7 +80,7 @@ WHERE workflow_id = (
     LIMIT 1 FOR UPDATE SKIP LOCKED
 )
 RETURNING workflow_id, name, input, epoch, recoveries, cancel_requested,
-    parent_id, deadline_at;
+    parent_id, deadline_at, partition_key, residency, data_subject;
 
 -- name: claim_id
 UPDATE {p}workflows SET status = 'running', epoch = epoch + 1, lease_owner = ?,
@@ -92,7 +89,7 @@ UPDATE {p}workflows SET status = 'running', epoch = epoch + 1, lease_owner = ?,
 WHERE workflow_id = ? AND (due_at <= ? OR lease_expires_at < {now})
     AND (app_version = ? OR app_version = '' OR ? = '')
 RETURNING workflow_id, name, input, epoch, recoveries, cancel_requested,
-    parent_id, deadline_at;
+    parent_id, deadline_at, partition_key, residency, data_subject;
 
 -- name: history
 SELECT seq, kind, name, status, attempts, output, error_type, error_message,
