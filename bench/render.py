@@ -78,7 +78,8 @@ def targets_section(payload: dict[str, Any]) -> list[str]:
             " workload, in one process at smaller sizes (`python -m bench.profile"
             " WORKLOAD --backend B`): milliseconds per operation under the"
             " profiler (slower than unprofiled), SQL statements sent (BEGIN and"
-            " COMMIT included) and store transactions per operation, the share"
+            " COMMIT included) and store transactions opened per operation (a"
+            " lone statement that commits by itself is not one), the share"
             " of the time spent inside the database driver, and the functions"
             " with the most time of their own.",
             "",
