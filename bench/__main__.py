@@ -2,7 +2,9 @@
 
 Run: ``make bench`` (or ``python -m bench`` inside ``.venv-bench``). Every
 workload runs for each library and backend in a fresh process; the floor is
-measured first. A full run writes ``bench/results/suite.json`` and renders
+measured first; last, every workload with an unmet target gets a profile of
+its stateshift side (``bench/profile.py``) for the docs' "where the time
+goes" lines. A full run writes ``bench/results/suite.json`` and renders
 ``docs/benchmarks.md``; ``--quick`` and partial runs write
 ``bench/results/suite-partial.json`` and leave the docs alone unless
 ``--docs`` is given.
