@@ -30,6 +30,7 @@ test: $(VENV)/.test-installed
 
 # The benchmarks get their own virtualenv: DBOS and temporalio are compared
 # against, never installed with the test extras. BENCH_ARGS=--quick for a smoke run.
+# PYTHONPATH=src: the runner measures this tree even when the venv is shared.
 BENCH_VENV ?= .venv-bench
 BENCH_BIN = $(BENCH_VENV)/bin
 
@@ -40,7 +41,7 @@ $(BENCH_VENV)/.installed: pyproject.toml bench/requirements.txt
 	touch $@
 
 bench: $(BENCH_VENV)/.installed
-	$(BENCH_BIN)/python -m bench $(BENCH_ARGS)
+	PYTHONPATH=src $(BENCH_BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

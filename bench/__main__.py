@@ -2,7 +2,9 @@
 
 Run: ``make bench`` (or ``python -m bench`` inside ``.venv-bench``). Every
 workload runs for each library and backend in a fresh process; the floor is
-measured first. A full run writes ``bench/results/suite.json`` and renders
+measured first; last, every workload with an unmet target gets a profile of
+its stateshift side (``bench/profile.py``) for the docs' "where the time
+goes" lines. A full run writes ``bench/results/suite.json`` and renders
 ``docs/benchmarks.md``; ``--quick`` and partial runs write
 ``bench/results/suite-partial.json`` and leave the docs alone unless
 ``--docs`` is given.
@@ -20,11 +22,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import POSTGRES_URL, fresh_store_config, machine, progress
+from bench.common import (
+    POSTGRES_URL,
+    fresh_store_config,
+    load_average,
+    machine,
+    progress,
+)
 from bench.floor import measure_floor
-from bench.harness import ROOT, SCALES, child_env
+from bench.harness import ROOT, child_env, sizes_of
 from bench.render import markdown, print_all
 from bench.report import BACKENDS, WORKLOADS
+from bench.targets import check_all
 
 DOCS = ROOT / "docs" / "benchmarks.md"
 RESULTS = ROOT / "bench" / "results"
@@ -67,6 +76,13 @@ def side_answer(side: str, workload: str, backend: str, scale: str) -> dict[str,
     else:
         args = [MODULES[side], workload, "--backend", backend, "--scale", scale]
         answer = run_child(args)
+        if str(answer.get("reason", "")).startswith(("failed", "crashed")):
+            # The database is shared: another user's restart or terminated
+            # connection fails a run now and then. One more try, said so.
+            progress(f"{workload} / {backend} / {side}: retrying ({answer['reason']})")
+            first = answer["reason"]
+            answer = run_child(args)
+            answer["retried_after"] = first
     answer["elapsed_s"] = round(time.perf_counter() - started, 1)
     progress(f"{workload} / {backend} / {side}: {answer['elapsed_s']} s")
     return answer
@@ -87,6 +103,34 @@ def floors(backends: list[str], scale: str) -> dict[str, Any]:
             finally:
                 store.close()
     return results
+
+
+PROFILED = (
+    "one_step",
+    "ten_step",
+    "queue",
+    "timers",
+    "crash",
+    "idempotent",
+    "cold_start",
+)
+
+
+def profiles(payload: dict[str, Any], scale: str) -> dict[str, Any]:
+    """A cProfile of the stateshift side of each workload with an unmet target."""
+    unmet = {
+        (c.workload, c.backend)
+        for c in check_all(payload)
+        if c.met is False and c.workload in PROFILED
+    }
+    found: dict[str, Any] = {}
+    for workload, backend in sorted(unmet):
+        progress(f"profile of {workload} / {backend}")
+        args = ["bench.profile", workload, "--scale", scale]
+        if backend in BACKENDS:
+            args += ["--backend", backend]
+        found.setdefault(workload, {})[backend] = run_child(args)
+    return found
 
 
 def versions() -> dict[str, str]:
@@ -131,7 +175,7 @@ def main() -> None:
         "machine": machine(),
         "versions": versions(),
         "scale": scale,
-        "sizes": SCALES[scale],
+        "sizes": {side: sizes_of(side, scale) for side in ("stateshift", "dbos")},
         "backends": backends,
         "floor": floors(backends, scale),
         "workloads": {},
@@ -146,7 +190,9 @@ def main() -> None:
                 side: side_answer(side, workload.name, backend, scale)
                 for side in workload.sides
             }
+    payload["profiles"] = profiles(payload, scale)
     payload["elapsed_s"] = time.perf_counter() - started
+    payload["machine"]["load average at end (1, 5, 15 min)"] = load_average()
 
     RESULTS.mkdir(exist_ok=True)
     result = RESULTS / ("suite.json" if complete else "suite-partial.json")

@@ -72,7 +72,13 @@ def machine() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "sqlite": sqlite3.sqlite_version,
         "measured_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "load average at start (1, 5, 15 min)": load_average(),
     }
+
+
+def load_average() -> str:
+    """The machine's load averages, which other users' work drives up."""
+    return ", ".join(f"{value:.1f}" for value in os.getloadavg())
 
 
 def print_table(title: str, header: list[str], rows: list[list[Any]]) -> None:

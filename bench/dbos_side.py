@@ -407,7 +407,7 @@ def main() -> None:
         else:
             crasher(args.url, args.count, args.phase)
         os._exit(0)
-    harness.child_main("dbos_side", WORKLOADS)
+    harness.child_main("dbos", WORKLOADS)
 
 
 if __name__ == "__main__":

@@ -35,18 +35,24 @@ from bench.common import progress
 ROOT = Path(__file__).resolve().parent.parent
 
 # Sizes of every workload; "quick" is a smoke run, "full" the published one.
+# "repeats" is the number of runs of a workload; "repeats_<workload>" overrides
+# it for the long ones (queue, crash, timers) to keep the suite short.
 SCALES: dict[str, dict[str, int]] = {
     "quick": {
-        "repeats": 3,
+        "repeats": 2,
         "one_step": 30,
         "ten_step": 8,
         "queue": 100,
         "timers_small": 100,
-        "timers_large": 1_000,
-        "timers_due": 100,
-        "crash": 50,
+        "timers_large": 500,
+        "timers_due": 50,
+        "crash": 30,
         "calls": 200,
         "cold_runs": 3,
+        "repeats_queue": 1,
+        "repeats_crash": 1,
+        "repeats_timers": 1,
+        "repeats_entity": 1,
     },
     "full": {
         "repeats": 5,
@@ -54,13 +60,30 @@ SCALES: dict[str, dict[str, int]] = {
         "ten_step": 40,
         "queue": 1_000,
         "timers_small": 1_000,
-        "timers_large": 10_000,
+        "timers_large": 5_000,
         "timers_due": 100,
         "crash": 200,
         "calls": 1_000,
         "cold_runs": 7,
+        "repeats_queue": 3,
+        "repeats_crash": 3,
+        "repeats_timers": 3,
+        "repeats_state": 3,
+        "repeats_entity": 3,
     },
 }
+# What one side runs smaller or fewer times (DBOS is the slow side of these).
+SIDE_SCALES: dict[str, dict[str, dict[str, int]]] = {
+    "dbos": {
+        "quick": {"queue": 50, "calls": 100},
+        "full": {"repeats": 3, "queue": 500, "repeats_queue": 2, "calls": 300},
+    },
+}
+
+
+def sizes_of(side: str, scale: str) -> dict[str, int]:
+    """The sizes ``side`` runs at ``scale``."""
+    return {**SCALES[scale], **SIDE_SCALES.get(side, {}).get(scale, {})}
 
 
 class NotAvailable(Exception):
@@ -74,18 +97,16 @@ class Job:
     workload: str
     backend: str
     scale: str
+    side: str = "stateshift"
 
     @property
     def sizes(self) -> dict[str, int]:
-        return SCALES[self.scale]
+        return sizes_of(self.side, self.scale)
 
     @property
     def repeats(self) -> int:
-        # Queue, crash and timer runs are long: fewer of them keep the suite short.
-        base = self.sizes["repeats"]
-        if self.workload in ("queue", "crash", "timers"):
-            return base - 2
-        return base
+        sizes = self.sizes
+        return sizes.get(f"repeats_{self.workload}", sizes["repeats"])
 
 
 def summarize(figures: Sequence[float]) -> dict[str, float]:
@@ -122,12 +143,12 @@ def child_main(
     side: str, workloads: Mapping[str, Callable[[Job], dict[str, Any]]]
 ) -> None:
     """Parse the runner's arguments, run one workload, print its JSON line."""
-    parser = argparse.ArgumentParser(prog=f"python -m bench.{side}")
+    parser = argparse.ArgumentParser(prog=f"python -m bench.{side}_side")
     parser.add_argument("workload", choices=sorted(workloads))
     parser.add_argument("--backend", choices=["sqlite", "postgresql"])
     parser.add_argument("--scale", choices=sorted(SCALES), default="full")
     args = parser.parse_args()
-    job = Job(args.workload, args.backend or "sqlite", args.scale)
+    job = Job(args.workload, args.backend or "sqlite", args.scale, side)
 
     try:
         answer: dict[str, Any] = {

@@ -6,7 +6,7 @@ from typing import Any
 
 from bench.common import print_table
 from bench.report import WORKLOADS, fmt, workload_header, workload_rows
-from bench.targets import check_all
+from bench.targets import Check, check_all
 
 INTRO = """\
 # Benchmarks
@@ -17,8 +17,10 @@ do not edit by hand.*
 Each workload runs for stateshift and for DBOS Transact on the same backend, in
 the same run, each library in its own fresh process and on its own fresh
 database. Figures are medians of several runs, with the minimum and maximum in
-brackets. The machine is shared and noisy, so absolute times move from run to
-run: the tables lead with ratios, which hold steadier. "stateshift vs DBOS"
+brackets. The machine is shared with other work and noisy (2 cores, a load
+average of 5 to 9 at busy times; the load at the start and end of this run is
+under [Machine and versions](#machine-and-versions)), so absolute times move
+from run to run: the tables lead with ratios, which hold steadier. "stateshift vs DBOS"
 is how many times better stateshift does (higher is better for both
 latencies and throughputs); "÷ floor" divides by the cost of one durable
 commit on that backend. Nothing in the test suite asserts a time.
@@ -59,11 +61,87 @@ def floor_section(payload: dict[str, Any]) -> list[str]:
 
 
 def targets_section(payload: dict[str, Any]) -> list[str]:
-    rows = [[c.target, c.backend, c.measured, c.verdict] for c in check_all(payload)]
-    return [
+    checks = check_all(payload)
+    rows = [[c.target, c.backend, c.measured, c.verdict] for c in checks]
+    lines = [
         "## Targets",
         "",
         *md_table(["target", "backend", "measured", "verdict"], rows),
+        "",
+    ]
+    unmet = [c for c in checks if c.met is False]
+    if unmet:
+        lines += [
+            "### Where the time goes",
+            "",
+            "For each target not met, a cProfile of the stateshift side of that"
+            " workload, in one process at smaller sizes (`python -m bench.profile"
+            " WORKLOAD --backend B`): milliseconds per operation under the"
+            " profiler (slower than unprofiled), SQL statements sent (BEGIN and"
+            " COMMIT included) and store transactions opened per operation (a"
+            " lone statement that commits by itself is not one), the share"
+            " of the time spent inside the database driver, and the functions"
+            " with the most time of their own.",
+            "",
+            *[f"- {profile_line(payload, group)}" for group in grouped(unmet)],
+            "",
+        ]
+    return lines
+
+
+def grouped(checks: list[Check]) -> list[list[Check]]:
+    """Unmet checks by (workload, backend), in the order of the table."""
+    groups: dict[tuple[str, str], list[Check]] = {}
+    for check in checks:
+        groups.setdefault((check.workload, check.backend), []).append(check)
+    return list(groups.values())
+
+
+def profile_line(payload: dict[str, Any], checks: list[Check]) -> str:
+    check = checks[0]
+    targets = "; ".join(c.target for c in checks)
+    on = "" if check.backend == "—" else f" on {check.backend}"
+    where = f"**{check.workload}**{on} ({targets})"
+    found = payload.get("profiles", {}).get(check.workload, {}).get(check.backend)
+    if found is None:
+        return f"{where}: not profiled (`bench/profile.py` has no {check.workload})."
+    if not found.get("available"):
+        return f"{where}: the profile failed ({found.get('reason', '')})."
+    if found.get("kind") == "imports":
+        top = ", ".join(f"`{t['function']}` {fmt(t['ms'])} ms" for t in found["top"])
+        return (
+            f"{where}: {fmt(found['ms_per_op'])} ms for the whole script under"
+            f" `-X importtime`; {found['modules']:,} modules imported"
+            f" ({fmt(found['import_ms'])} ms of their own), of which"
+            f" {found['stateshift_modules']} are stateshift's"
+            f" ({fmt(found['stateshift_import_ms'])} ms); the slowest to import"
+            f" by their own time: {top}."
+        )
+    top = ", ".join(f"`{t['function']}` {t['share'] * 100:.0f} %" for t in found["top"])
+    return (
+        f"{where}: per {found['unit']} ({found['operations']:,} profiled):"
+        f" {fmt(found['ms_per_op'])} ms, {fmt(found['statements_per_op'])}"
+        f" statements, {fmt(found['transactions_per_op'])} transactions,"
+        f" {found['driver_share'] * 100:.0f} % in the driver; top own time: {top}."
+    )
+
+
+def sizes_section(payload: dict[str, Any]) -> list[str]:
+    sizes: dict[str, dict[str, int]] = payload["sizes"]
+    sides = list(sizes)
+    names = sorted({name for side in sides for name in sizes[side]})
+    rows = [[name, *[f"{sizes[s].get(name, '—'):,}" for s in sides]] for name in names]
+    return [
+        "## Sizes",
+        "",
+        f"What each side ran in this ({payload['scale']}) run: operations per"
+        " run of a workload, and runs per workload (`repeats`, or"
+        " `repeats_<workload>` where set). DBOS runs its slowest parts (the"
+        " queue, the idempotent calls) smaller and fewer times to keep the"
+        " suite under ten minutes; throughputs and per-call figures are"
+        " compared, not totals. Set in `bench/harness.py`.",
+        "",
+        *md_table(["size", *sides], rows),
         "",
     ]
 
@@ -75,6 +153,11 @@ def missing_notes(payload: dict[str, Any], name: str) -> list[str]:
             if not answer.get("available"):
                 notes.append(
                     f"- {side} on {backend}: not available ({answer.get('reason', '')})"
+                )
+            elif answer.get("retried_after"):
+                notes.append(
+                    f"- {side} on {backend}: the first try failed"
+                    f" ({answer['retried_after']}); the figures are the second's"
                 )
     return notes
 
@@ -101,6 +184,7 @@ def markdown(payload: dict[str, Any]) -> str:
     lines += targets_section(payload)
     lines += floor_section(payload)
     lines += workloads_section(payload)
+    lines += sizes_section(payload)
     lines += machine_section(payload)
     return "\n".join(lines).rstrip() + "\n"
 

@@ -54,13 +54,17 @@ WORKLOADS: tuple[Workload, ...] = (
     ),
     Workload(
         "queue",
-        "1000 one-step workflows through a queue",
+        "One-step workflows through a queue",
         (
             Metric("wf_per_s_1w", "workflows/s, one worker", higher_is_better=True),
             Metric("wf_per_s_2w", "workflows/s, two workers", higher_is_better=True),
         ),
         notes="From the first enqueue until the last workflow is done; worker"
-        " processes are started (and ready) before. DBOS queues poll every 50 ms.",
+        " processes are started (and ready) before. stateshift:"
+        ' `app.queue("bench").enqueue(workflow, x)`, each worker calling'
+        " `app.run_until_idle()` in a loop; DBOS: `DBOSClient.enqueue`, its"
+        " queue polling every 50 ms. How many workflows each side runs is in"
+        " [Sizes](#sizes).",
     ),
     Workload(
         "timers",
@@ -71,8 +75,9 @@ WORKLOADS: tuple[Workload, ...] = (
             Metric("wake_small_ms", "tick waking 100, few waiting, ms"),
             Metric("wake_large_ms", "tick waking 100, many waiting, ms"),
         ),
-        notes="'Few' and 'many' are the two sizes of the run (full: 1,000 and"
-        " 10,000). A tick runs the woken workflows to completion. DBOS keeps a"
+        notes="'Few' and 'many' are the two sizes of the run (`timers_small` and"
+        " `timers_large` in [Sizes](#sizes)). A tick runs the woken workflows"
+        " to completion. DBOS keeps a"
         " sleeping workflow (`DBOS.sleep`) in a live thread, so its"
         " counterpart here is a delayed enqueue, and its tick is one pass of"
         " its own delayed-to-enqueued transition and queue claim, driven by hand.",

@@ -32,6 +32,7 @@ class Check:
     backend: str
     measured: str
     met: bool | None  # None: not measured
+    workload: str = ""  # whose stateshift side a profile explains
 
     @property
     def verdict(self) -> str:
@@ -64,8 +65,9 @@ def floor_check(
         payload["floor"].get(backend, {}).get("median"),
     )
     if ratio is None:
-        return Check(target, backend, "—", None)
-    return Check(target, backend, f"{fmt(ratio)}× the floor", ratio <= limit)
+        return Check(target, backend, "—", None, workload)
+    measured = f"{fmt(ratio)}× the floor"
+    return Check(target, backend, measured, ratio <= limit, workload)
 
 
 def dbos_check(
@@ -83,8 +85,8 @@ def dbos_check(
         metric,
     )
     if better is None:
-        return Check(target, backend, "—", None)
-    return Check(target, backend, f"{fmt(better)}× DBOS", better >= factor)
+        return Check(target, backend, "—", None, workload)
+    return Check(target, backend, f"{fmt(better)}× DBOS", better >= factor, workload)
 
 
 def growth_check(payload: dict[str, Any], backend: str, kind: str) -> Check:
@@ -92,9 +94,10 @@ def growth_check(payload: dict[str, Any], backend: str, kind: str) -> Check:
     small = ours(payload, "timers", backend, f"{kind}_small_ms")
     large = ours(payload, "timers", backend, f"{kind}_large_ms")
     if small is None or large is None:
-        return Check(target, backend, "—", None)
+        return Check(target, backend, "—", None, "timers")
     ratio = large["median"] / small["median"]
-    return Check(target, backend, f"many/few = {fmt(ratio)}×", ratio <= GROWTH_ALLOWED)
+    measured = f"many/few = {fmt(ratio)}×"
+    return Check(target, backend, measured, ratio <= GROWTH_ALLOWED, "timers")
 
 
 def check_all(payload: dict[str, Any]) -> list[Check]:
@@ -155,6 +158,7 @@ def cold_check(payload: dict[str, Any]) -> Check:
     ready = figure(cold.get("stateshift"), "ready_ms")
     dbos_import = figure(cold.get("dbos"), "import_ms")
     if ready is None or dbos_import is None:
-        return Check(target, "—", "—", None)
+        return Check(target, "—", "—", None, "cold_start")
     share = ready["median"] / dbos_import["median"]
-    return Check(target, "—", f"{fmt(share * 100)} % of DBOS's import", share < 1 / 3)
+    measured = f"{fmt(share * 100)} % of DBOS's import"
+    return Check(target, "—", measured, share < 1 / 3, "cold_start")
