@@ -51,6 +51,7 @@ from stateshift.state import (
     Namespace,
     Page,
     RedisCache,
+    S3BlobStore,
     Transaction,
 )
 from stateshift.workflows import (
@@ -113,6 +114,7 @@ __all__ = [
     "RedisIdempotencyStore",
     "ResidencyViolation",
     "RetryPolicy",
+    "S3BlobStore",
     "Saga",
     "SchemaError",
     "StateshiftError",
@@ -134,6 +136,7 @@ __all__ = [
     "WorkflowNotFound",
     "WorkflowStatus",
     "WorkflowTimeout",
+    "__version__",
     "current",
     "now",
     "patched",
@@ -145,5 +148,4 @@ __all__ = [
     "wait_all",
     "wait_first",
     "wait_for_event",
-    "__version__",
 ]

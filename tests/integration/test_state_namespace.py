@@ -246,6 +246,26 @@ def test_a_local_directory_blob_store_keeps_files_in_step(
     assert [p for p in (tmp_path / "blobs").rglob("*") if p.is_file()] == []
 
 
+class _UndeletableBlobs(LocalDirectoryBlobStore):
+    """A directory whose files cannot be removed (a store that went away)."""
+
+    def remove(self, tx: Any, blob_refs: Any) -> None:
+        raise OSError("the blob store is unreachable")
+
+
+def test_a_failed_removal_after_the_commit_leaves_an_orphan_not_an_error(
+    app: ss.App, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    app.blob_store = _UndeletableBlobs(tmp_path / "blobs")
+    docs = app.state("docs")
+    docs.put("d1", "a" * 5000)
+    with caplog.at_level("WARNING", logger="stateshift.state._rows"):
+        assert docs.put("d1", "b" * 5000) == 2
+    assert docs.get("d1").value == "b" * 5000  # type: ignore[union-attr]
+    assert "orphans" in caplog.text
+    assert len([p for p in (tmp_path / "blobs").rglob("*") if p.is_file()]) == 2
+
+
 def test_a_value_over_the_size_limit_is_refused(store_config: dict[str, Any]) -> None:
     with ss.App(**store_config, max_value_bytes=100) as small:
         with pytest.raises(ss.PayloadTooLarge):

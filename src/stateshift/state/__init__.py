@@ -7,7 +7,12 @@ for web apps are in :mod:`stateshift.state.sessions` (and
 
 from __future__ import annotations
 
-from stateshift.state.blobs import BlobStore, DatabaseBlobStore, LocalDirectoryBlobStore
+from stateshift.state.blobs import (
+    BlobStore,
+    DatabaseBlobStore,
+    LocalDirectoryBlobStore,
+    S3BlobStore,
+)
 from stateshift.state.cache import CacheStats, RedisCache
 from stateshift.state.entities import EntityRef
 from stateshift.state.namespace import Item, Namespace, Page
@@ -23,5 +28,6 @@ __all__ = [
     "Namespace",
     "Page",
     "RedisCache",
+    "S3BlobStore",
     "Transaction",
 ]

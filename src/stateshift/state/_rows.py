@@ -12,6 +12,7 @@ the old.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from stateshift.store.base import Store, Tx
 
 Check = Callable[[int, int], None]
 """Called with (raw version, visible version) of the locked row; may raise."""
+
+logger = logging.getLogger(__name__)
 
 _BATCH = 32  # keys per read_items query: one fixed text, so one cached plan
 
@@ -282,7 +285,20 @@ def _alive(expires_at: Any, has_value: Any, now: float) -> bool:
 
 
 def remove_blobs_later(blobs: BlobStore, blob_refs: Iterable[str]) -> None:
-    """Remove blobs of a store that is not transactional, after a commit."""
+    """Remove blobs of a store that is not transactional, after a commit.
+
+    The commit has already succeeded, so a failure here must not reach the
+    caller as a failed write: the old blobs are left behind as orphans.
+    """
     refs = list(blob_refs)
     if refs:
-        blobs.remove(None, refs)
+        try:
+            blobs.remove(None, refs)
+        except Exception:
+            logger.warning(
+                "could not remove %d replaced blob(s) after the commit; "
+                "they stay in %r as orphans",
+                len(refs),
+                blobs,
+                exc_info=True,
+            )
