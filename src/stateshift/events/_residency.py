@@ -26,7 +26,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from stateshift.placement.erasure import current_subject
-from stateshift.placement.policy import UNTAGGED
+from stateshift.placement.policy import UNTAGGED, ResidencyRule
 from stateshift.placement.registry import TableSpec, register_table
 from stateshift.placement.scope import current_home
 
@@ -124,21 +124,26 @@ def message_tag(
     return "" if tag == UNTAGGED else tag
 
 
-def processable_tags(app: AppBase, region: str | None = None) -> str | None:
-    """The claim filter of ``region`` (this process's by default).
+def processable_tags(app: AppBase, *also: str | None) -> str | None:
+    """The claim filter of this process's region (and of the regions ``also``).
 
-    :data:`EVERY_TAG` when the policy lets the region process everything
-    it could meet, else the tags it may process as ``,EU,US,`` (``,,`` for
-    untagged), or ``None`` when it may process none.
+    :data:`EVERY_TAG` when the policy lets the regions process everything
+    they could meet, else the tags every one of them may process, as
+    ``,EU,US,`` (``,,`` stands for untagged), or ``None`` for no tag at all.
     """
-    policy = _placement(app).policy
-    region = region or _placement(app).region
-    if not policy.rules and policy.default.may_process(region):
+    placement = _placement(app)
+    policy = placement.policy
+    regions = {placement.region, *(region for region in also if region)}
+
+    def processable(rule: ResidencyRule) -> bool:
+        return all(rule.may_process(region) for region in regions)
+
+    if not policy.rules and processable(policy.default):
         return EVERY_TAG
     # Listed, not excluded: a row with a tag the policy does not know (a
     # forged one) is claimed by nobody, and `residency check` reports it.
-    allowed = [tag for tag, rule in policy.rules.items() if rule.may_process(region)]
-    if policy.default.may_process(region):
+    allowed = [tag for tag, rule in policy.rules.items() if processable(rule)]
+    if processable(policy.default):
         allowed.append("")
     if not allowed:
         return None

@@ -15,8 +15,8 @@ the same message finds the inbox row and changes nothing.
 
 Outbox rows carry a residency tag like queue messages (see
 :mod:`stateshift.events._residency`): ``publish`` is checked before the row
-is written, and a relay hands its sink only the messages the sink's region
-(``sink.region``, else the relay's) may process.
+is written, and a relay reads and hands its sink only the messages that its
+own region and the sink's (``sink.region``, if it has one) may process.
 """
 
 from __future__ import annotations
@@ -84,8 +84,8 @@ class Sink(Protocol):
     """Stable name; the relay records deliveries per sink name."""
 
     # A sink may also have ``region``: the region whose workers consume what
-    # it is sent (the relay's own when it has none). Only messages that
-    # region may process are handed to it.
+    # it is sent. A relay hands it only messages that region, and the
+    # relay's own, may process.
 
     def send(self, messages: list[Message]) -> list[BaseException | None]:
         """Send messages in order; one outcome per message (``None``: sent).
