@@ -18,7 +18,7 @@ from test_placement_support import POLICY, count_rows, shard_urls
 
 import stateshift as ss
 from stateshift.app import App
-from stateshift.errors import ResidencyViolation
+from stateshift.errors import DataErased, ResidencyViolation
 from stateshift.events.topics import Message
 from stateshift.placement.checker import check_residency
 
@@ -346,3 +346,32 @@ def test_untagged_messages_without_a_policy_cost_no_extra_statement(
         assert messages_in(app, "outbox") == [("default", "")] * 2
     finally:
         app.close()
+
+
+def test_forgetting_a_subject_erases_their_queue_messages_and_outbox_rows(
+    urls: dict[str, list[str]], opened: list[App]
+) -> None:
+    eu = make_app(opened, urls, "eu")
+    jobs = eu.queue("jobs")
+    note = task_of(eu, "eu")
+    with eu.data_subject("alice", residency="EU"):
+        message_id = jobs.enqueue(note, "alice's address", key="alice")
+        eu.publish("profiles", {"email": "a@example.org"}, message_id="p-alice")
+    jobs.enqueue(note, "bob's address", key="bob")
+    # Inside the subject's block, untagged messages took the subject's tag.
+    assert messages_in(eu, "queue_messages") == [("eu", ""), ("eu", "EU")]
+    assert messages_in(eu, "outbox") == [("eu", "EU")]
+
+    eu.forget("alice")
+    with eu.store.read() as tx:
+        payload = tx.fetchone(
+            "SELECT payload FROM {p}outbox WHERE message_id = ?", ("p-alice",)
+        )
+    assert payload is not None
+    with pytest.raises(DataErased):
+        eu.codec.decode(bytes(payload[0]), aad=b"p-alice")
+    RAN.clear()
+    eu.run_queues(budget=30)
+    assert RAN == [("eu", "bob's address")]
+    assert jobs.status(message_id) == "dead"
+    assert "DataErased" in str(jobs.dead()[0]["last_error"])
