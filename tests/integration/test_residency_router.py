@@ -4,6 +4,8 @@ A hypothesis test draws (tag, worker region, operation) triples and checks
 the router against an oracle written from the policy table alone: every
 allowed one goes through to the tag's home region, every other one is
 refused before any row is written, and leaves exactly one audit record.
+A second one does the same through real queues and the outbox: enqueue,
+publish and claim.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from test_placement_support import POLICY, count_rows, placement, shard_urls
 
@@ -206,3 +208,111 @@ def test_a_workflow_start_is_checked_before_its_row_is_written(
             assert handle.result() == "hello bo"
         finally:
             us.close()
+
+
+def test_random_messages_enqueued_and_claimed_match_the_policy_oracle(
+    backend: str, tmp_path: Path
+) -> None:
+    """(tag, store region, writer region, claimer region), through real queues.
+
+    A queue lives in its app's own store. Enqueueing stores there when that
+    store's region may store the tag and the writer's may process it; a
+    claim on that store takes the message when the claimer's region may
+    process it, and leaves it for another region's worker otherwise.
+    """
+    from stateshift.app import App
+
+    counter = itertools.count()
+    with shard_urls(backend, tmp_path, {"eu": 1, "us": 1}) as urls:
+        apps = {
+            (store, region): App(
+                urls[store][0], regions=urls, region=region, residency_policy=POLICY
+            )
+            for store in urls
+            for region in urls
+        }
+        try:
+            for app in apps.values():
+                app.queue("jobs").task(_task, name="task")
+
+            @settings(
+                max_examples=40,
+                deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture],
+            )
+            @given(
+                st.sampled_from(["EU", "US", "GLOBAL", None]),
+                st.sampled_from(["eu", "us"]),
+                st.sampled_from(["eu", "us"]),
+                st.sampled_from(["eu", "us"]),
+                st.booleans(),
+            )
+            # The cases that matter most, drawn or not: a claimer that must
+            # pass a stored message over, and writes refused for the store's
+            # region and for the writer's.
+            @example("EU", "eu", "eu", "us", False)
+            @example("EU", "us", "eu", "eu", True)
+            @example("EU", "eu", "us", "eu", False)
+            @example("US", "us", "eu", "eu", False)
+            def run(
+                tag: str | None, store: str, writer: str, claimer: str, publish: bool
+            ) -> None:
+                app = apps[(store, writer)]
+                key = f"m{next(counter)}"
+                stored = store in STORE[tag] and writer in PROCESS[tag]
+                audits = count_rows(app.placement, "placement_audit")
+                try:
+                    if publish:
+                        app.publish("t", 1, key=key, residency=tag)
+                    else:
+                        app.queue("jobs").enqueue(_task, key=key, residency=tag)
+                    refused = False
+                except ResidencyViolation as violation:
+                    refused = True
+                    assert violation.operation == "enqueue"
+                assert refused == (not stored)
+                table = "outbox" if publish else "queue_messages"
+                rows = _rows(app.placement, table, key)
+                if refused:
+                    assert rows == []
+                    assert count_rows(app.placement, "placement_audit") == audits + 1
+                    audit = app.placement.audit_log.records()[-1]
+                    home = writer if writer in STORE[tag] else sorted(STORE[tag])[0]
+                    assert (audit.region, audit.target_region, audit.home_region) == (
+                        writer,
+                        store,
+                        home,
+                    )
+                    return
+                assert rows == [(store, tag or "")]
+                if publish:
+                    return
+                worker = apps[(store, claimer)]
+                claimed = worker.queue("jobs").claim(100)
+                for message in claimed:
+                    assert claimer in PROCESS[message.residency or None]
+                    assert worker.queue("jobs").run(message)
+                mine = [m.residency for m in claimed if m.key == key]
+                assert mine == ([tag or ""] if claimer in PROCESS[tag] else [])
+
+            run()
+            report = check_residency(apps[("eu", "eu")].placement)
+            assert report.ok, report.findings
+        finally:
+            for app in apps.values():
+                app.close()
+
+
+def _task(**_: object) -> None:
+    """The task of the queue oracle test; it does nothing."""
+
+
+def _rows(placement: Placement, table: str, key: str) -> list[tuple[str, str]]:
+    found = []
+    for region, _, store in placement.all_stores():
+        with store.read() as tx:
+            rows = tx.fetchall(
+                f"SELECT residency FROM {{p}}{table} WHERE msg_key = ?", (key,)
+            )
+        found.extend((region, str(row[0])) for row in rows)
+    return found

@@ -144,14 +144,30 @@ class EventsMixin:
         *,
         key: str | None = None,
         message_id: str | None = None,
+        residency: str | None = None,
+        tenant: str | None = None,
     ) -> str:
         """Publish to ``topic`` through the outbox; return the message id.
 
         Inside a step, workflow, transaction, queue task or subscriber the
         message commits with that unit's writes; elsewhere on its own.
+
+        The message is tagged ``residency`` (or ``tenant``'s tag; else the
+        tag of the workflow, message or data subject it is published from)
+        and checked against the residency policy first.
+
+        Raises:
+            ResidencyViolation: the policy refuses the message here; it was
+                audited and nothing was written.
         """
         return topics.publish(
-            self._app(), topic, payload, key=key, message_id=message_id
+            self._app(),
+            topic,
+            payload,
+            key=key,
+            message_id=message_id,
+            residency=residency,
+            tenant=tenant,
         )
 
     def subscribe(
@@ -215,12 +231,20 @@ class EventsMixin:
         *,
         key: str | None = None,
         message_id: str | None = None,
+        residency: str | None = None,
+        tenant: str | None = None,
     ) -> str:
         """:meth:`publish` without blocking the event loop (joins the unit)."""
         import asyncio
 
         return await asyncio.to_thread(
-            self.publish, topic, payload, key=key, message_id=message_id
+            self.publish,
+            topic,
+            payload,
+            key=key,
+            message_id=message_id,
+            residency=residency,
+            tenant=tenant,
         )
 
     async def run_queues_async(self, budget: Duration = 10.0) -> int:

@@ -111,9 +111,12 @@ class NatsJetStreamSink:
         subject_prefix: str = "",
         name: str = "nats",
         timeout: Duration = 5.0,
+        region: str | None = None,
         **connect_options: Any,
     ) -> None:
         self.name = name
+        self.region = region
+        """Region of the consumers; the relay sends only what it may process."""
         self.subject_prefix = subject_prefix
         self.timeout_seconds = to_seconds(timeout, name="timeout")
         self._client = _NatsClient(servers, connect_options)
@@ -256,8 +259,11 @@ class RedisStreamsSink:
         stream_prefix: str = "stateshift:",
         name: str = "redis",
         dedup_window: Duration = 86_400,
+        region: str | None = None,
     ) -> None:
         self.name = name
+        self.region = region
+        """Region of the consumers; the relay sends only what it may process."""
         self.stream_prefix = stream_prefix
         self.dedup_window_seconds = max(1, int(to_seconds(dedup_window)))
         self._redis = _redis_client(url, client)

@@ -15,6 +15,10 @@ like a FIFO message group) and a per-key concurrency (``key_concurrency``,
 for tenants). PostgreSQL claims with ``FOR UPDATE SKIP LOCKED``, under a
 per-queue transaction lock when a limit has to count across workers;
 SQLite claims in an immediate transaction, which serializes claimers.
+
+A message carries a residency tag (see :mod:`stateshift.events._residency`):
+``enqueue`` is checked against the policy before anything is written, and a
+claim takes only messages whose tag the worker's region may process.
 """
 
 from __future__ import annotations
@@ -35,6 +39,12 @@ from typing import TYPE_CHECKING, Any
 from stateshift._durations import Duration, optional_seconds, to_seconds
 from stateshift.errors import QueueError
 from stateshift.events._registry import registry_of
+from stateshift.events._residency import (
+    message_scope,
+    message_tag,
+    processable_tags,
+    running_tag,
+)
 from stateshift.events._units import Rejected, call, commit, fresh_unit
 from stateshift.store.base import Store, Tx
 from stateshift.unit import current_unit
@@ -110,6 +120,8 @@ class Claimed:
     attempt: int
     max_attempts: int
     lease_token: str
+    residency: str = ""
+    """The message's residency tag (``""`` when untagged)."""
 
 
 class Queue:
@@ -147,6 +159,8 @@ class Queue:
         delay: Duration | None = None,
         priority: int = 0,
         dedup_id: str | None = None,
+        residency: str | None = None,
+        tenant: str | None = None,
         **kwargs: Any,
     ) -> str:
         """Add a message that runs ``fn(*args, **kwargs)``; return its id.
@@ -154,6 +168,14 @@ class Queue:
         Inside a unit of work (a step, ``app.transaction()``) the message is
         written with the unit's other writes. A ``dedup_id`` already used on
         this queue returns the first message's id and adds nothing.
+
+        The message is tagged ``residency`` (or ``tenant``'s tag; else the
+        tag of the workflow, message or data subject it is written from)
+        and checked against the residency policy first.
+
+        Raises:
+            ResidencyViolation: the policy refuses the message here; it was
+                audited and nothing was written.
         """
         task = _task_for(self.app, fn)
         if key is not None and not isinstance(key, str):
@@ -163,6 +185,12 @@ class Queue:
         delay_seconds = optional_seconds(delay, name="delay") or 0.0
         message_id = uuid.uuid4().hex
         _check_arguments(registry_of(self.app).tasks.get(task), task, args, kwargs)
+        tag = message_tag(
+            self.app,
+            f"queue:{self.name}/{key or dedup_id or message_id}",
+            residency,
+            tenant,
+        )
         payload = self.app.codec.encode(
             [list(args), kwargs],
             what=f"arguments of a message to queue {self.name!r}",
@@ -180,6 +208,7 @@ class Queue:
             dedup_id,
             delay_seconds,
             self.options.max_attempts,
+            tag,
         )
 
         def insert(tx: Tx) -> None:
@@ -205,6 +234,9 @@ class Queue:
         q = store.queries("events")
         opts = self.options
         token = uuid.uuid4().hex
+        tags = processable_tags(self.app)
+        if tags is None:
+            return []
         with store.transaction() as tx:
             if store.dialect == "postgresql" and opts.counts_across_workers:
                 # Counting in-flight messages under READ COMMITTED races with
@@ -215,7 +247,9 @@ class Queue:
                 return []
             keyed = opts.ordered or opts.key_concurrency is not None
             fetch = slots * 4 + 16 if keyed else slots
-            candidates = tx.fetchall(q["queue_candidates"], (self.name, fetch))
+            candidates = tx.fetchall(
+                q["queue_candidates"], (self.name, tags, tags, fetch)
+            )
             if keyed:
                 candidates = self._respect_keys(tx, q, candidates)
             chosen = candidates[:slots]
@@ -242,6 +276,7 @@ class Queue:
                 int(r[5]) + 1,
                 int(r[6]),
                 token,
+                str(r[7] or ""),
             )
             for r in chosen
         ]
@@ -314,7 +349,7 @@ class Queue:
 
         token = running_message_id.set(message.id)
         try:
-            with fresh_unit(store) as unit:
+            with fresh_unit(store) as unit, message_scope(message.residency):
                 call(fn, args, kwargs)
             commit(store, unit, first=ack)
         except Rejected:
@@ -480,8 +515,15 @@ def _task_for(app: AppBase, fn: Callable[..., Any]) -> str:
         def start_workflow(*args: Any, **kwargs: Any) -> None:
             # The message id names the workflow: a redelivered message (its
             # first run's ack was lost) finds the workflow already started.
+            # The workflow carries the message's tag: it is the same data.
             message_id = running_message_id.get()
-            app.start(fn, *args, workflow_id=f"queue-{message_id}", **kwargs)  # type: ignore[attr-defined]
+            app.start(  # type: ignore[attr-defined]
+                fn,
+                *args,
+                workflow_id=f"queue-{message_id}",
+                residency=running_tag(),
+                **kwargs,
+            )
 
         registry.register_task(start_workflow, name)
     return name

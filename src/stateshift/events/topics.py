@@ -12,6 +12,11 @@ Consumers turn that into effectively once. :func:`deliver` runs each
 row keyed by (consumer, message id): inbox, state, checkpoint and any
 messages the handler published commit together, and a second delivery of
 the same message finds the inbox row and changes nothing.
+
+Outbox rows carry a residency tag like queue messages (see
+:mod:`stateshift.events._residency`): ``publish`` is checked before the row
+is written, and a relay reads and hands its sink only the messages that its
+own region and the sink's (``sink.region``, if it has one) may process.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from stateshift._durations import Duration, to_seconds
 from stateshift.events._registry import registry_of, task_name
+from stateshift.events._residency import message_scope, message_tag, processable_tags
 from stateshift.events._units import Rejected, add_or_run, call, commit, fresh_unit
 from stateshift.store.base import Tx
 
@@ -50,6 +56,8 @@ class Message:
     """Ordering key: messages of one key are delivered in publish order."""
     payload: bytes
     """The payload, encoded by the app's codec."""
+    residency: str = ""
+    """The residency tag it was published with (``""`` when untagged)."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +83,10 @@ class Sink(Protocol):
     name: str
     """Stable name; the relay records deliveries per sink name."""
 
+    # A sink may also have ``region``: the region whose workers consume what
+    # it is sent. A relay hands it only messages that region, and the
+    # relay's own, may process.
+
     def send(self, messages: list[Message]) -> list[BaseException | None]:
         """Send messages in order; one outcome per message (``None``: sent).
 
@@ -94,13 +106,21 @@ def publish(
     *,
     key: str | None = None,
     message_id: str | None = None,
+    residency: str | None = None,
+    tenant: str | None = None,
 ) -> str:
-    """Write a message to the outbox (with the current unit, if any)."""
+    """Write a message to the outbox (with the current unit, if any).
+
+    Raises:
+        ResidencyViolation: the policy refuses the message here; it was
+            audited and nothing was written.
+    """
     if not isinstance(topic, str) or not topic or len(topic) > 200:
         raise ValueError("a topic must be a string of 1 to 200 characters")
     if key is not None and not isinstance(key, str):
         raise TypeError(f"key must be a string, not {type(key).__name__}")
     message_id = message_id or uuid.uuid4().hex
+    tag = message_tag(app, f"topic:{topic}/{key or message_id}", residency, tenant)
     encoded = app.codec.encode(
         payload, what=f"message to topic {topic!r}", aad=message_id.encode()
     )
@@ -108,7 +128,7 @@ def publish(
     sql = store.queries("events")["outbox_insert"]
 
     def insert(tx: Tx) -> None:
-        tx.execute(sql, (message_id, topic, key, encoded))
+        tx.execute(sql, (message_id, topic, key, encoded, tag))
 
     add_or_run(store, insert)
     return message_id
@@ -194,7 +214,7 @@ def _deliver_one(app: AppBase, subscription: Subscription, message: Message) -> 
             aad=message.message_id.encode(),
         )
         kwargs = {"message": message} if subscription.wants_message else {}
-        with fresh_unit(store) as unit:
+        with fresh_unit(store) as unit, message_scope(message.residency):
             call(subscription.fn, (payload,), kwargs)
         commit(store, unit, first=mark_done)
     except Rejected:
@@ -306,13 +326,18 @@ def relay_outbox(
     retry_seconds = to_seconds(retry_delay, name="retry_delay")
     lease_seconds = app.settings.lease_seconds
     owner = f"{app.worker_id}:{uuid.uuid4().hex[:8]}"
+    tags = processable_tags(app, getattr(sink, "region", None))
+    if tags is None:
+        return 0
     sent = 0
     try:
         while time.monotonic() < deadline:
             with store.transaction() as tx:
                 if not tx.execute(q["relay_lease"], (sink.name, owner, lease_seconds)):
                     return sent
-                rows = tx.fetchall(q["outbox_pending"], (sink.name, batch_size))
+                rows = tx.fetchall(
+                    q["outbox_pending"], (sink.name, tags, tags, batch_size)
+                )
             batch, held = _sendable(rows)
             if not batch:
                 break
@@ -336,7 +361,9 @@ def _sendable(rows: list[Any]) -> tuple[list[tuple[Message, int]], bool]:
     blocked: set[str | None] = set()
     batch: list[tuple[Message, int]] = []
     held = False
-    for _seq, message_id, topic, key, payload, _created, status, attempts, wait in rows:
+    for row in rows:
+        message_id, topic, key, payload = row[1:5]
+        status, attempts, wait, tag = row[6:10]
         if key is not None and key in blocked:
             held = True
             continue
@@ -347,7 +374,12 @@ def _sendable(rows: list[Any]) -> tuple[list[tuple[Message, int]], bool]:
             held = True
             continue
         batch.append(
-            (Message(str(message_id), str(topic), key, bytes(payload)), int(attempts))
+            (
+                Message(
+                    str(message_id), str(topic), key, bytes(payload), str(tag or "")
+                ),
+                int(attempts),
+            )
         )
     return batch, held
 

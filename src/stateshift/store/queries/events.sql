@@ -35,8 +35,8 @@ DELETE FROM {p}idempotency WHERE expires_at <= {now}
 -- name: queue_insert
 INSERT INTO {p}queue_messages
     (id, queue, task, args, msg_key, priority, dedup_id, status, visible_at,
-     attempts, max_attempts, created_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, 'ready', {now} + ?, 0, ?, {now})
+     attempts, max_attempts, created_at, residency)
+VALUES (?, ?, ?, ?, ?, ?, ?, 'ready', {now} + ?, 0, ?, {now}, ?)
 ON CONFLICT (queue, dedup_id) DO NOTHING
 
 -- name: queue_find_dedup
@@ -64,16 +64,20 @@ WHERE queue = ? AND status IN ('ready', 'in_flight') AND msg_key IS NOT NULL
 GROUP BY msg_key
 
 -- name: queue_candidates
-SELECT seq, id, msg_key, task, args, attempts, max_attempts
+-- The second and third parameters are the residency filter: '*' claims
+-- every tag, else only the tags listed in ',EU,US,' (',,' is untagged).
+SELECT seq, id, msg_key, task, args, attempts, max_attempts, residency
 FROM {p}queue_messages
 WHERE queue = ? AND status IN ('ready', 'in_flight') AND visible_at <= {now}
+  AND (CAST(? AS TEXT) = '*' OR instr(?, ',' || residency || ',') > 0)
 ORDER BY priority DESC, seq
 LIMIT ?
 
 -- name: queue_candidates@postgresql
-SELECT seq, id, msg_key, task, args, attempts, max_attempts
+SELECT seq, id, msg_key, task, args, attempts, max_attempts, residency
 FROM {p}queue_messages
 WHERE queue = ? AND status IN ('ready', 'in_flight') AND visible_at <= {now}
+  AND (CAST(? AS TEXT) = '*' OR strpos(?, ',' || residency || ',') > 0)
 ORDER BY priority DESC, seq
 LIMIT ?
 FOR UPDATE SKIP LOCKED
@@ -137,15 +141,30 @@ WHERE queue = ? AND id = ? AND status = 'dead'
 DELETE FROM {p}queue_messages WHERE status = 'done' AND finished_at < {now} - ?
 
 -- name: outbox_insert
-INSERT INTO {p}outbox (message_id, topic, msg_key, payload, created_at)
-VALUES (?, ?, ?, ?, {now})
+INSERT INTO {p}outbox (message_id, topic, msg_key, payload, created_at, residency)
+VALUES (?, ?, ?, ?, {now}, ?)
 
 -- name: outbox_pending
+-- The second and third parameters filter by residency as queue_candidates
+-- does: only messages the sink's region may process are handed to it.
 SELECT o.seq, o.message_id, o.topic, o.msg_key, o.payload, o.created_at,
-       d.status, COALESCE(d.attempts, 0), COALESCE(d.visible_at - {now}, 0)
+       d.status, COALESCE(d.attempts, 0), COALESCE(d.visible_at - {now}, 0),
+       o.residency
 FROM {p}outbox o
 LEFT JOIN {p}outbox_deliveries d ON d.sink = ? AND d.message_id = o.message_id
-WHERE d.status IS NULL OR d.status = 'retry'
+WHERE (d.status IS NULL OR d.status = 'retry')
+  AND (CAST(? AS TEXT) = '*' OR instr(?, ',' || o.residency || ',') > 0)
+ORDER BY o.seq
+LIMIT ?
+
+-- name: outbox_pending@postgresql
+SELECT o.seq, o.message_id, o.topic, o.msg_key, o.payload, o.created_at,
+       d.status, COALESCE(d.attempts, 0), COALESCE(d.visible_at - {now}, 0),
+       o.residency
+FROM {p}outbox o
+LEFT JOIN {p}outbox_deliveries d ON d.sink = ? AND d.message_id = o.message_id
+WHERE (d.status IS NULL OR d.status = 'retry')
+  AND (CAST(? AS TEXT) = '*' OR strpos(?, ',' || o.residency || ',') > 0)
 ORDER BY o.seq
 LIMIT ?
 

@@ -157,7 +157,8 @@ CREATE TABLE {p}idempotency (
 );
 CREATE INDEX {prefix}idempotency_expires ON {p}idempotency (expires_at);
 
--- Queue messages: ready, in_flight (invisible until visible_at), done, dead.
+-- Queue messages: ready, in_flight (invisible until visible_at), done, dead;
+-- their residency tag (0010).
 CREATE TABLE {p}queue_messages (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL UNIQUE,
@@ -177,6 +178,7 @@ CREATE TABLE {p}queue_messages (
     claimed_at DOUBLE PRECISION,
     created_at DOUBLE PRECISION NOT NULL,
     finished_at DOUBLE PRECISION,
+    residency TEXT NOT NULL DEFAULT '',
     UNIQUE (queue, dedup_id)
 );
 CREATE INDEX {prefix}queue_messages_due
@@ -186,14 +188,16 @@ CREATE INDEX {prefix}queue_messages_key
 CREATE INDEX {prefix}queue_messages_claimed
     ON {p}queue_messages (queue, claimed_at);
 
--- Messages published to topics, written with the state change that made them.
+-- Messages published to topics, written with the state change that made them;
+-- their residency tag (0010).
 CREATE TABLE {p}outbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     message_id TEXT NOT NULL UNIQUE,
     topic TEXT NOT NULL,
     msg_key TEXT,
     payload BLOB NOT NULL,
-    created_at DOUBLE PRECISION NOT NULL
+    created_at DOUBLE PRECISION NOT NULL,
+    residency TEXT NOT NULL DEFAULT ''
 );
 
 -- What each relay sink did with each outbox message.
