@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from stateshift.errors import ConfigError, ResidencyViolation, WorkflowNotFound
 from stateshift.placement.erasure import current_subject, data_subject
 from stateshift.placement.policy import UNTAGGED, AuditRecord
-from stateshift.placement.registry import TableSpec, register_table
+from stateshift.placement.registry import Attached, TableSpec, register_table
 from stateshift.placement.scope import Home, current_home, home_scope
 from stateshift.store import Store
 
@@ -384,11 +384,89 @@ def store_of(home: Home | None, default: Store) -> Store:
     return default if home is None else home.store
 
 
+# Every column of the three tables (a column added by a migration is added
+# here too, or a rebalance would leave it behind). A partition key moves
+# with its workflows only while none of them is held by a worker; the copy
+# gets no due time until the switch, so no worker claims it early.
+_WORKFLOW_COLUMNS = (
+    "workflow_id",
+    "name",
+    "input",
+    "input_hash",
+    "status",
+    "app_version",
+    "parent_id",
+    "notify_parent",
+    "epoch",
+    "lease_owner",
+    "lease_expires_at",
+    "due_at",
+    "deadline_at",
+    "waiting_for",
+    "wait_event",
+    "wait_count",
+    "recoveries",
+    "cancel_requested",
+    "result",
+    "error_type",
+    "error_message",
+    "error_traceback",
+    "created_at",
+    "updated_at",
+    "finished_at",
+    "partition_key",
+    "residency",
+    "data_subject",
+)
 register_table(
     TableSpec(
         "workflows",
-        columns=("workflow_id", "name", "status", "partition_key", "residency"),
+        columns=_WORKFLOW_COLUMNS,
         primary_key=("workflow_id",),
+        partition_column="partition_key",
         residency_column="residency",
+        attached=(
+            Attached(
+                "workflow_steps",
+                columns=(
+                    "workflow_id",
+                    "seq",
+                    "kind",
+                    "name",
+                    "status",
+                    "attempts",
+                    "output",
+                    "error_type",
+                    "error_message",
+                    "error_traceback",
+                    "started_at",
+                    "finished_at",
+                ),
+                key="workflow_id",
+                via="workflow_id",
+                order=("workflow_id", "seq"),
+            ),
+            # ``position`` is left out: the new shard numbers the events
+            # again, inserted in their old order (first in, first out).
+            Attached(
+                "workflow_events",
+                columns=(
+                    "workflow_id",
+                    "name",
+                    "event_id",
+                    "payload",
+                    "consumed_seq",
+                    "created_at",
+                ),
+                key="workflow_id",
+                via="workflow_id",
+                order=("workflow_id", "position"),
+            ),
+        ),
+        busy_when=(
+            "status = 'running' OR lease_owner IS NOT NULL "
+            "OR lease_expires_at IS NOT NULL"
+        ),
+        held_column="due_at",
     )
 )
