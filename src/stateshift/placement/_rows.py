@@ -290,16 +290,29 @@ def _held(tx: Tx, spec: TableSpec, partition_key: str) -> list[tuple[Any, Any]]:
 
 
 def activate(tx: Tx, partition_key: str, tables: set[str]) -> int:
-    """Give the key's switched copies their held values back; count them."""
+    """Give the key's switched copies their held values back; count them.
+
+    Between the switch and this transaction the copy already answers: an
+    event, a cancellation or a child's end may have woken it (set its due
+    time), and a worker may have claimed it. A woken row keeps the earlier
+    of both times; a row a worker holds or that has ended keeps its own.
+    """
     count = 0
     for spec in movable():
         if spec.held_column is None or spec.table not in tables:
             continue
-        held = _held(tx, spec, partition_key)
+        held = dict(_held(tx, spec, partition_key))
+        updates = []
+        for row_key, value in _current(tx, spec, list(held)):
+            if value is None:
+                value = held[row_key]
+            elif held[row_key] is not None:
+                value = min(value, held[row_key])
+            updates.append((value, row_key))
         tx.executemany(
             f"UPDATE {{p}}{spec.table} SET {spec.held_column} = ? "
             f"WHERE {spec.primary_key[0]} = ?",
-            [(value, row_key) for row_key, value in held],
+            updates,
         )
         tx.execute(
             "DELETE FROM {p}placement_held WHERE table_name = ? AND partition_key = ?",
@@ -307,6 +320,20 @@ def activate(tx: Tx, partition_key: str, tables: set[str]) -> int:
         )
         count += len(held)
     return count
+
+
+def _current(tx: Tx, spec: TableSpec, ids: list[Any]) -> list[tuple[Any, Any]]:
+    """``(id, held column)`` of the rows among ``ids`` that take a held value."""
+    if not ids:
+        return []
+    marks = ", ".join("?" for _ in ids)
+    only = f" AND ({spec.held_applies})" if spec.held_applies else ""
+    rows = tx.fetchall(
+        f"SELECT {spec.primary_key[0]}, {spec.held_column} FROM {{p}}{spec.table} "
+        f"WHERE {spec.primary_key[0]} IN ({marks}){only}",
+        tuple(ids),
+    )
+    return [(row[0], row[1]) for row in rows]
 
 
 def _insert(

@@ -41,7 +41,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from stateshift.errors import ConfigError, StoreError
 from stateshift.placement._rows import (
@@ -412,6 +412,15 @@ class Rebalancer:
         target = self._store(move.target)
         with target.transaction() as tx:
             delete_copy(tx, move.partition_key, set(target.list_tables(tx)))
+        # A ``kept`` row overrides the region map marker, so the old shard
+        # goes on answering for the key (steps committing there included)
+        # until a later round switches it.
+        source = self._store(move.source)
+        with source.transaction() as tx:
+            tx.execute(
+                source.queries("placement")["forward_put"],
+                (move.partition_key, "kept", move.source, self.rebalance_id),
+            )
         self._set_state(move, "busy")
         logger.info(
             "rebalance %s: %s; it stays on shard %s for now",

@@ -82,6 +82,11 @@ class TableSpec:
     claims the copy while the old shard answers). Needs a one-column
     primary key."""
 
+    held_applies: str | None = None
+    """SQL condition on a copy that takes its held value back when its key
+    is switched; a copy changed since the switch otherwise keeps its own
+    (a workflow a worker claimed, ran and ended meanwhile)."""
+
     def __post_init__(self) -> None:
         names = (self.table, *self.columns, *self.primary_key)
         for attached in self.attached:
