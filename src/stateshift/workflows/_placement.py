@@ -13,7 +13,12 @@
   started with another partition key is therefore found by asking each
   shard in turn; the process that started it remembers where it put it.
   The row's tag is checked before anything but its id and tag is read.
-* **Claims.** A worker claims from every shard of its own region. A row
+  A row under a rebalance's ``incoming`` mark is a copy, which answers
+  only once its old shard no longer has the row. A lookup that misses
+  everywhere learns the shards that rebalances published in their map
+  markers, and asks those shards as well.
+* **Claims.** A worker claims from every shard of its own region (those
+  learned from a rebalance too). A row
   whose tag its region may not process is refused at claim, audited, and
   left ``blocked`` with the violation as its error, so no worker of this
   region takes it again; ``app.resume`` after the policy allows it.
