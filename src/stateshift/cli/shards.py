@@ -49,6 +49,20 @@ def register(subparsers: Any) -> None:
         metavar="N",
         help="keys moved per durable step (a rerun resumes at the cut batch)",
     )
+    rebalance.add_argument(
+        "--busy-rounds",
+        type=int,
+        default=5,
+        metavar="N",
+        help="rounds that retry keys whose workflows are running (default 5)",
+    )
+    rebalance.add_argument(
+        "--busy-wait",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="wait between those rounds (default 1)",
+    )
 
 
 def _new_shards(placement: Placement, args: argparse.Namespace) -> dict[str, str]:
@@ -100,7 +114,9 @@ def run_plan(args: argparse.Namespace) -> int:
 def run_rebalance(args: argparse.Namespace) -> int:
     """Move the keys as a durable workflow, with a progress bar on standard error.
 
-    Run the same command again to resume a rebalance that was interrupted.
+    Run the same command again to resume a rebalance that was interrupted,
+    or to move keys it skipped (exit status 1) because workflows of theirs
+    were running.
     """
     placement = open_placement(args)
     try:
@@ -108,8 +124,12 @@ def run_rebalance(args: argparse.Namespace) -> int:
         rebalancer = Rebalancer(
             placement, placement.region, new, progress=_ProgressBar()
         )
-        result = rebalancer.run(batch_size=args.batch_size)
-        if args.finish:
+        result = rebalancer.run(
+            batch_size=args.batch_size,
+            busy_rounds=args.busy_rounds,
+            busy_wait_seconds=args.busy_wait,
+        )
+        if args.finish and not result.skipped:
             finish(placement, placement.region, result.rebalance_id)
     finally:
         placement.close()
@@ -119,6 +139,7 @@ def run_rebalance(args: argparse.Namespace) -> int:
         "moved": result.moved,
         "total": result.total,
         "recopied": result.recopied,
+        "skipped": result.skipped,
         "shards": new,
     }
     if args.json:
@@ -130,7 +151,15 @@ def run_rebalance(args: argparse.Namespace) -> int:
             f"region {placement.region} with shards {new} and, once every process "
             "runs with them, run again with --finish"
         )
-    return 0
+        if result.skipped:
+            print(
+                f"skipped {len(result.skipped)} key(s) whose workflows were running "
+                f"(they stay on their old shard for now): {', '.join(result.skipped)}"
+                "; run the same command again to move them"
+                + (" (--finish waits for that)" if args.finish else "")
+            )
+    # Skipped keys are unfinished work: scripts must not take this run as done.
+    return 1 if result.skipped else 0
 
 
 class _ProgressBar:

@@ -12,13 +12,20 @@ crash skips the keys it already moved:
    its new shard (readers there go back to the old one), and leave a
    region ``map`` marker naming the new shard list, so keys first written
    from now on go straight to their new shard.
-2. **copy** - copy every row of the key to the new shard.
-3. **verify, switch** - on the old shard, under an exclusive lock on the
-   key: read the rows again, copy them again if a writer changed them,
-   check the new shard holds exactly them, delete them, and leave a
-   ``moved`` row pointing to the new shard. Readers and writers that
-   arrive later follow it.
-4. **delete** the ``incoming`` mark on the new shard.
+2. **copy** - copy every row of the key to the new shard: state items
+   with their blobs, workflows with their steps and events (see
+   :mod:`stateshift.placement._rows`). A workflow copy has no due time
+   yet, so no worker claims it there.
+3. **verify, switch** - on the old shard, with the key's workflow rows
+   locked (``FOR UPDATE``) and under an exclusive lock on the key: check
+   that no worker holds one of its workflows, read the rows again, copy
+   them again if a writer changed them, check the new shard holds exactly
+   them, delete them, and leave a ``moved`` row pointing to the new
+   shard. Readers and writers that arrive later follow it. A key whose
+   workflows are in use is left in place (``busy``), its copy deleted,
+   and tried again in a later round.
+4. **activate** - on the new shard, give the workflow copies their due
+   times back and delete the ``incoming`` mark, in one transaction.
 
 Routing through :meth:`Placement.transaction` reads the forwarding rows in
 the same transaction as the data, so at every instant exactly one shard
@@ -31,12 +38,25 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from stateshift.errors import ConfigError, StoreError
-from stateshift.placement.registry import Attached, TableSpec, registered_tables
+from stateshift.placement._rows import (
+    KeyBusy,
+    Rows,
+    activate,
+    check_idle,
+    delete_copy,
+    delete_source,
+    lock_source,
+    movable,
+    read_copy,
+    read_rows,
+    write_copy,
+)
 from stateshift.placement.router import REGION_LOCK_ID, key_lock_id
 from stateshift.placement.shards import Move, ShardMap, shard_ids_for
 from stateshift.store import Store, Tx
@@ -71,14 +91,14 @@ class RebalanceResult:
     moves: list[Move] = field(default_factory=list)
     """Every planned move."""
 
-
-def _movable() -> list[TableSpec]:
-    return [spec for spec in registered_tables() if spec.movable]
+    skipped: list[str] = field(default_factory=list)
+    """Keys left on their old shard because a worker still held one of
+    their workflows after the last round; run the same rebalance again."""
 
 
 def _keys_on(tx: Tx, tables: set[str]) -> set[str]:
     keys: set[str] = set()
-    for spec in _movable():
+    for spec in movable():
         if spec.table in tables:
             rows = tx.fetchall(
                 f"SELECT DISTINCT {spec.partition_column} FROM {{p}}{spec.table}"
@@ -160,17 +180,60 @@ class Rebalancer:
 
     # --- the stages ---------------------------------------------------------------
 
-    def run(self, *, batch_size: int = 100) -> RebalanceResult:
+    def run(
+        self,
+        *,
+        batch_size: int = 100,
+        busy_rounds: int = 5,
+        busy_wait_seconds: float = 1.0,
+    ) -> RebalanceResult:
         """Run (or resume) the rebalance to the end, as a durable workflow.
 
         Each batch of ``batch_size`` keys is one step of the workflow
-        (see :mod:`stateshift.placement._rebalance_flow`).
+        (see :mod:`stateshift.placement._rebalance_flow`). Keys whose
+        workflows were in use are tried again in up to ``busy_rounds``
+        later rounds, ``busy_wait_seconds`` apart; those still in use then
+        are reported in :attr:`RebalanceResult.skipped`.
         """
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        if busy_rounds < 0 or busy_wait_seconds < 0:
+            raise ValueError("busy_rounds and busy_wait_seconds must be >= 0")
         from stateshift.placement._rebalance_flow import run_on_engine
 
-        return run_on_engine(self, batch_size)
+        result = run_on_engine(self, batch_size)
+        for round_no in range(1, busy_rounds + 1):
+            busy = self.busy_keys()
+            if not busy:
+                break
+            logger.info(
+                "rebalance %s: %d key(s) have workflows in use; round %d of %d "
+                "tries them again in %.1f s",
+                self.rebalance_id,
+                len(busy),
+                round_no,
+                busy_rounds,
+                busy_wait_seconds,
+                extra={"event": "rebalance.retry", "keys": len(busy)},
+            )
+            time.sleep(busy_wait_seconds)
+            moved, recopied = self.move_keys(busy)
+            result.moved += moved
+            result.recopied += recopied
+        result.skipped = self.busy_keys()
+        if result.skipped:
+            self._record_state("incomplete")
+            logger.warning(
+                "rebalance %s left %d key(s) on their old shard, their workflows "
+                "still in use: %s; run the same rebalance again to move them",
+                self.rebalance_id,
+                len(result.skipped),
+                ", ".join(result.skipped[:10]),
+                extra={"event": "rebalance.skipped", "keys": len(result.skipped)},
+            )
+        else:
+            self._record_state("done")
+        return result
 
     def publish_moves(self) -> list[str]:
         """Publish the new shard list; return the keys to move, in order.
@@ -189,6 +252,9 @@ class Rebalancer:
     def move_keys(self, keys: list[str]) -> tuple[int, int]:
         """Copy, verify, switch and delete each of ``keys``.
 
+        A key with a workflow a worker holds is left where it is, its
+        copy deleted, and recorded ``busy`` for a later round.
+
         Returns:
             ``(moved, recopied)``: keys this call moved, and how many of
             them were copied again after a concurrent write.
@@ -202,22 +268,30 @@ class Rebalancer:
             if state == "done":
                 continue
             move = Move(key, source, target)
-            if state in ("planned", "copied"):
-                rows = self._copy(move)
-                self._set_state(move, "copied")
-                if self._switch(move, rows):
-                    recopied += 1
+            if state in ("planned", "copied", "busy"):
+                try:
+                    rows = self._copy(move)
+                    self._set_state(move, "copied")
+                    if self._switch(move, rows):
+                        recopied += 1
+                except KeyBusy as busy:
+                    self._leave(move, busy)
+                    continue
                 self._set_state(move, "switched")
-            self._clear_incoming(move)
+            self._activate(move)
             self._set_state(move, "done")
             moved += 1
             self._done += 1
             self._report(self._done, len(states))
         return moved, recopied
 
+    def busy_keys(self) -> list[str]:
+        """The keys left in place so far because their workflows were in use."""
+        return sorted(k for k, (_, _, s) in self.move_states().items() if s == "busy")
+
     def complete(self) -> int:
-        """Record the rebalance as done; return how many keys it moved."""
-        self._record_state("done")
+        """Record the end of the first pass; return how many keys it plans."""
+        self._record_state("moved" if not self.busy_keys() else "incomplete")
         total = len(self.move_states())
         self._report(total, total)
         return total
@@ -268,66 +342,93 @@ class Rebalancer:
                     ],
                 )
 
-    def _copy(self, move: Move) -> dict[str, list[tuple[Any, ...]]]:
+    def _copy(self, move: Move) -> Rows:
         source = self._store(move.source)
         with source.read() as tx:
-            rows = _read_rows(tx, move.partition_key, set(source.list_tables(tx)))
-        self._write_rows(move, rows)
+            tables = set(source.list_tables(tx))
+            # A key whose workflows are in use is not copied at all; the
+            # switch checks again under the lock.
+            check_idle(tx, move.partition_key, tables)
+            rows = read_rows(tx, move.partition_key, tables)
+        self._write_copy(move, rows)
         return rows
 
-    def _write_rows(self, move: Move, rows: dict[str, list[tuple[Any, ...]]]) -> None:
+    def _write_copy(self, move: Move, rows: Rows) -> None:
         target = self._store(move.target)
         with target.transaction() as tx:
-            for spec in _movable():
-                if spec.table not in rows:
-                    continue
-                # A copy made earlier (before a writer changed the key, or by
-                # a run that crashed) is replaced whole, its blobs included.
-                _delete_rows(tx, spec, move.partition_key)
-                _insert(tx, spec.table, spec.columns, rows[spec.table])
-                for attached in spec.attached:
-                    _insert(
-                        tx, attached.table, attached.columns, rows[_at(spec, attached)]
-                    )
+            write_copy(tx, move.partition_key, rows)
 
-    def _switch(self, move: Move, copied: dict[str, list[tuple[Any, ...]]]) -> bool:
-        """Verify and switch one key; True when it had to be copied again."""
+    def _switch(self, move: Move, copied: Rows) -> bool:
+        """Verify and switch one key; True when it had to be copied again.
+
+        Raises:
+            KeyBusy: a workflow of the key was claimed meanwhile; nothing
+                was switched.
+        """
         source = self._store(move.source)
         target = self._store(move.target)
+        key = move.partition_key
         recopied = False
         with source.transaction() as tx:
+            tables = set(copied) or set(source.list_tables(tx))
+            lock_source(tx, source.dialect, key)
             if source.dialect == "postgresql":
-                tx.execute(
-                    "SELECT pg_advisory_xact_lock(?)",
-                    (key_lock_id(move.partition_key),),
-                )
-            current = _read_rows(tx, move.partition_key, set(copied) or _table_set())
+                tx.execute("SELECT pg_advisory_xact_lock(?)", (key_lock_id(key),))
+            check_idle(tx, key, tables)
+            current = read_rows(tx, key, tables)
             if current != copied:
-                self._write_rows(move, current)
+                self._write_copy(move, current)
                 recopied = True
             with target.read() as target_tx:
-                there = _read_rows(target_tx, move.partition_key, set(current))
+                there = read_copy(target_tx, key, set(current))
             if there != current:
                 raise StoreError(
-                    f"rebalance {self.rebalance_id}: the copy of {move.partition_key!r}"
+                    f"rebalance {self.rebalance_id}: the copy of {key!r}"
                     f" on shard {move.target!r} differs from its source; resume it"
                 )
-            for spec in _movable():
-                if spec.table in current:
-                    _delete_rows(tx, spec, move.partition_key)
+            delete_source(tx, key, current)
             tx.execute(
                 source.queries("placement")["forward_put"],
-                (move.partition_key, "moved", move.target, self.rebalance_id),
+                (key, "moved", move.target, self.rebalance_id),
             )
         return recopied
 
-    def _clear_incoming(self, move: Move) -> None:
+    def _activate(self, move: Move) -> None:
+        """Let the new shard's copy be claimed, and drop its ``incoming`` mark."""
         target = self._store(move.target)
         with target.transaction() as tx:
+            activate(tx, move.partition_key, set(target.list_tables(tx)))
             tx.execute(
                 target.queries("placement")["forward_delete"],
                 (move.partition_key, "incoming"),
             )
+
+    def _leave(self, move: Move, busy: KeyBusy) -> None:
+        """Keep a busy key on its old shard for now, its copy deleted.
+
+        The ``incoming`` mark stays on the new shard: it sends processes
+        with the new shard list back to the old one, which still answers.
+        """
+        target = self._store(move.target)
+        with target.transaction() as tx:
+            delete_copy(tx, move.partition_key, set(target.list_tables(tx)))
+        # A ``kept`` row overrides the region map marker, so the old shard
+        # goes on answering for the key (steps committing there included)
+        # until a later round switches it.
+        source = self._store(move.source)
+        with source.transaction() as tx:
+            tx.execute(
+                source.queries("placement")["forward_put"],
+                (move.partition_key, "kept", move.source, self.rebalance_id),
+            )
+        self._set_state(move, "busy")
+        logger.info(
+            "rebalance %s: %s; it stays on shard %s for now",
+            self.rebalance_id,
+            busy,
+            move.source,
+            extra={"event": "rebalance.busy", "partition_key": move.partition_key},
+        )
 
     # --- progress records -----------------------------------------------------------
 
@@ -378,100 +479,36 @@ class Rebalancer:
             self.progress(done, total)
 
 
-def _table_set() -> set[str]:
-    return {spec.table for spec in _movable()}
-
-
-def _read_rows(
-    tx: Tx, partition_key: str, tables: set[str]
-) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of ``partition_key`` in the movable tables among ``tables``.
-
-    Rows attached to them (their blobs) are listed under
-    ``"<table>/<attached table>"``.
-    """
-    found: dict[str, list[tuple[Any, ...]]] = {}
-    for spec in _movable():
-        if spec.table not in tables:
-            continue
-        order = ", ".join(spec.primary_key)
-        rows = tx.fetchall(
-            f"SELECT {', '.join(spec.columns)} FROM {{p}}{spec.table} "
-            f"WHERE {spec.partition_column} = ? ORDER BY {order}",
-            (partition_key,),
-        )
-        found[spec.table] = [_plain(row) for row in rows]
-        for attached in spec.attached:
-            refs = _refs(spec, attached, found[spec.table])
-            found[_at(spec, attached)] = _attached_rows(tx, attached, refs)
-    return found
-
-
-def _at(spec: TableSpec, attached: Attached) -> str:
-    return f"{spec.table}/{attached.table}"
-
-
-def _refs(
-    spec: TableSpec, attached: Attached, rows: list[tuple[Any, ...]]
-) -> list[Any]:
-    column = spec.columns.index(attached.via)
-    return sorted({row[column] for row in rows if row[column] is not None})
-
-
-def _attached_rows(
-    tx: Tx, attached: Attached, refs: list[Any]
-) -> list[tuple[Any, ...]]:
-    if not refs:
-        return []
-    marks = ", ".join("?" for _ in refs)
-    rows = tx.fetchall(
-        f"SELECT {', '.join(attached.columns)} FROM {{p}}{attached.table} "
-        f"WHERE {attached.key} IN ({marks}) ORDER BY {attached.key}",
-        tuple(refs),
-    )
-    return [_plain(row) for row in rows]
-
-
-def _delete_rows(tx: Tx, spec: TableSpec, partition_key: str) -> None:
-    """Delete the rows of ``partition_key`` in ``spec``'s table, and their blobs."""
-    if spec.attached:
-        where = f"WHERE {spec.partition_column} = ?"
-        for attached in spec.attached:
-            tx.execute(
-                f"DELETE FROM {{p}}{attached.table} WHERE {attached.key} IN "
-                f"(SELECT {attached.via} FROM {{p}}{spec.table} {where})",
-                (partition_key,),
-            )
-    tx.execute(
-        f"DELETE FROM {{p}}{spec.table} WHERE {spec.partition_column} = ?",
-        (partition_key,),
-    )
-
-
-def _insert(
-    tx: Tx, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
-) -> None:
-    if rows:
-        marks = ", ".join("?" for _ in columns)
-        tx.executemany(
-            f"INSERT INTO {{p}}{table} ({', '.join(columns)}) VALUES ({marks})", rows
-        )
-
-
-def _plain(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    return tuple(bytes(v) if isinstance(v, memoryview | bytearray) else v for v in row)
-
-
 def finish(placement: Placement, region: str, rebalance_id: str) -> int:
     """Drop a finished rebalance's forwarding rows; return how many.
 
     Run it only once every process uses the new shard list: a process still
     on the old list finds moved keys through these rows.
+
+    Raises:
+        StoreError: keys of the rebalance were skipped (their workflows
+            were in use) and still sit on their old shard; nothing dropped.
     """
+    stores = [s for r, _, s in placement.all_stores() if r == region]
+    skipped: list[str] = []
+    for store in stores:
+        with store.read() as tx:
+            skipped += [
+                str(row[0])
+                for row in tx.fetchall(
+                    "SELECT partition_key FROM {p}placement_moves "
+                    "WHERE rebalance_id = ? AND state = 'busy' ORDER BY partition_key",
+                    (rebalance_id,),
+                )
+            ]
+    if skipped:
+        raise StoreError(
+            f"rebalance {rebalance_id} has not moved {len(skipped)} key(s) yet "
+            f"({', '.join(skipped[:5])}): their forwarding rows keep them found. "
+            "Run the same rebalance again once their workflows are idle, then finish"
+        )
     removed = 0
-    for shard_region, _, store in placement.all_stores():
-        if shard_region != region:
-            continue
+    for store in stores:
         with store.transaction() as tx:
             removed += tx.execute(
                 store.queries("placement")["forward_clear"], (rebalance_id,)

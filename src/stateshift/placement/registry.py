@@ -43,6 +43,12 @@ class Attached:
     via: str
     """Column of the owner's table holding the reference (``NULL``: none)."""
 
+    order: tuple[str, ...] = ()
+    """Columns that order the rows (default: ``key``). The copies are
+    inserted in this order, so a generated id (an event's position, left
+    out of ``columns``) is numbered again on the new shard in the same order.
+    """
+
 
 @dataclass(frozen=True)
 class TableSpec:
@@ -66,21 +72,38 @@ class TableSpec:
     attached: tuple[Attached, ...] = ()
     """Rows of other tables that move and are deleted with these rows."""
 
+    busy_when: str | None = None
+    """SQL condition on a row that keeps its partition key from moving now
+    (a workflow a worker holds); the rebalance tries the key again later."""
+
+    held_column: str | None = None
+    """Column left ``NULL`` on the copy until the key's switch, its value
+    held back meanwhile (a workflow's due time: no worker of the new shard
+    claims the copy while the old shard answers). Needs a one-column
+    primary key."""
+
+    held_applies: str | None = None
+    """SQL condition on a copy that takes its held value back when its key
+    is switched; a copy changed since the switch otherwise keeps its own
+    (a workflow a worker claimed, ran and ended meanwhile)."""
+
     def __post_init__(self) -> None:
         names = (self.table, *self.columns, *self.primary_key)
         for attached in self.attached:
-            names += (attached.table, *attached.columns, attached.key)
+            names += (attached.table, *attached.columns, attached.key, *attached.order)
             if attached.via not in self.columns:
                 raise ValueError(f"{attached.via!r} is not a column of {self.table}")
             if attached.key not in attached.columns:
                 raise ValueError(f"{attached.key!r} is not among {attached.columns}")
-        extra = (self.partition_column, self.residency_column)
+        extra = (self.partition_column, self.residency_column, self.held_column)
         for name in (*names, *(n for n in extra if n is not None)):
             if not _NAME.match(name):
                 raise ValueError(f"{name!r} is not a plain SQL identifier")
         for column in (*self.primary_key, *(n for n in extra if n is not None)):
             if column not in self.columns:
                 raise ValueError(f"{column!r} is not among the columns of {self}")
+        if self.held_column is not None and len(self.primary_key) != 1:
+            raise ValueError(f"{self.table}: held_column needs a one-column key")
 
     @property
     def movable(self) -> bool:

@@ -442,8 +442,10 @@ def _next_hop(
 
     ``moved`` (in the old shard, written at the switch) is authoritative;
     ``incoming`` (in the new shard, written before the copy) sends readers
-    back to the old shard until then; the region ``map`` marker (in an old
-    shard) sends keys that have no row of their own to the new map's shard.
+    back to the old shard until then; ``kept`` (in the old shard, for a key
+    the rebalance could not move yet) keeps it there; the region ``map``
+    marker (in an old shard) sends keys that have no row of their own to the
+    new map's shard.
     """
     own = rows.get(partition_key)
     marker = rows.get(_MAP_MARKER)
@@ -452,6 +454,8 @@ def _next_hop(
     urls: dict[str, str] | None = json.loads(marker[1]) if marker is not None else None
     if own is not None:
         kind, target = own
+        if kind == "kept":
+            return None
         if kind == "moved":
             return None if via == "moved" else (target, "moved", urls)
         if kind == "incoming":

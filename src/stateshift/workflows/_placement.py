@@ -13,7 +13,12 @@
   started with another partition key is therefore found by asking each
   shard in turn; the process that started it remembers where it put it.
   The row's tag is checked before anything but its id and tag is read.
-* **Claims.** A worker claims from every shard of its own region. A row
+  A row under a rebalance's ``incoming`` mark is a copy, which answers
+  only once its old shard no longer has the row. A lookup that misses
+  everywhere learns the shards that rebalances published in their map
+  markers, and asks those shards as well.
+* **Claims.** A worker claims from every shard of its own region (those
+  learned from a rebalance too). A row
   whose tag its region may not process is refused at claim, audited, and
   left ``blocked`` with the violation as its error, so no worker of this
   region takes it again; ``app.resume`` after the policy allows it.
@@ -26,16 +31,17 @@
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from stateshift.errors import ConfigError, ResidencyViolation, WorkflowNotFound
 from stateshift.placement.erasure import current_subject, data_subject
 from stateshift.placement.policy import UNTAGGED, AuditRecord
-from stateshift.placement.registry import TableSpec, register_table
+from stateshift.placement.registry import Attached, TableSpec, register_table
 from stateshift.placement.scope import Home, current_home, home_scope
 from stateshift.store import Store
 
@@ -49,6 +55,7 @@ __all__ = [
     "Placed",
     "claim_homes",
     "locate",
+    "on_located",
     "placed_columns",
     "placed_of",
     "read_placed",
@@ -56,11 +63,19 @@ __all__ = [
     "workflow_scope",
 ]
 
+T = TypeVar("T")
 _STORING = frozenset({"write", "start"})
 _REMEMBERED = 10_000
 _PLACED_SQL = (
     "SELECT partition_key, residency, data_subject FROM {p}workflows "
     "WHERE workflow_id = ?"
+)
+# The same, with the forwarding row of the workflow's partition key: one
+# statement sees a rebalance's switch whole.
+_PROBE_SQL = (
+    "SELECT w.partition_key, w.residency, w.data_subject, f.kind, f.shard_id "
+    "FROM {p}workflows w LEFT JOIN {p}placement_forward f "
+    "ON f.partition_key = w.partition_key WHERE w.workflow_id = ?"
 )
 
 
@@ -153,11 +168,10 @@ def locate(
         raise WorkflowNotFound(str(workflow_id))
     placement = _placement(app)
     for region, shard_id in _candidates(app, placement, workflow_id):
-        store = placement.shard_store(region, shard_id)
-        with store.read() as tx:
-            placed = read_placed(tx, workflow_id)
-        if placed is None:
+        found = _answering(placement, region, shard_id, workflow_id)
+        if found is None:
             continue
+        shard_id, store, placed = found
         _remember(app, workflow_id, region, shard_id)
         tag, _ = placement.check(
             placed.partition_key,
@@ -177,6 +191,62 @@ def locate(
     raise WorkflowNotFound(workflow_id)
 
 
+def on_located(
+    app: WorkflowsMixin,
+    workflow_id: str,
+    operation: str,
+    act: Callable[[Home, Placed], T],
+) -> T:
+    """Locate ``workflow_id`` and run ``act`` on its shard.
+
+    A rebalance may move the workflow between the lookup and ``act``: its
+    row is then gone from that shard, ``act`` raises ``WorkflowNotFound``,
+    and the workflow is looked up once more.
+    """
+    home, placed = locate(app, workflow_id, operation)
+    try:
+        return act(home, placed)
+    except WorkflowNotFound:
+        _memory(app).pop(workflow_id, None)
+        again, placed = locate(app, workflow_id, operation)
+        if again.store is home.store:
+            raise
+        return act(again, placed)
+
+
+def _probe(store: Store, workflow_id: str) -> tuple[Placed, str | None] | None:
+    """The row's placement here, and the shard its ``incoming`` mark names."""
+    with store.read() as tx:
+        row = tx.fetchone(_PROBE_SQL, (workflow_id,))
+    if row is None:
+        return None
+    source = str(row[4]) if row[3] == "incoming" else None
+    return placed_of(workflow_id, row[:3]), source
+
+
+def _answering(
+    placement: Placement, region: str, shard_id: str, workflow_id: str
+) -> tuple[str, Store, Placed] | None:
+    """The shard that answers for a workflow found on ``shard_id``, if any.
+
+    A row under an ``incoming`` mark is a rebalance's copy: the old shard
+    answers as long as it still has the row (read in one statement with
+    its forwarding row, so a switch is seen whole), the copy once the
+    switch has deleted it there.
+    """
+    store = placement.shard_store(region, shard_id)
+    found = _probe(store, workflow_id)
+    if found is None:
+        return None
+    placed, source = found
+    if source is not None and source in placement.urls[region]:
+        source_store = placement.shard_store(region, source)
+        there = _probe(source_store, workflow_id)
+        if there is not None:
+            return source, source_store, there[0]
+    return shard_id, store, placed
+
+
 def _candidates(
     app: WorkflowsMixin, placement: Placement, workflow_id: str
 ) -> Iterator[tuple[str, str]]:
@@ -189,15 +259,40 @@ def _candidates(
         first.extend(
             (region, placement.maps[region].shard_for(key)) for region in regions
         )
-    rest = [
-        (region, shard_id)
-        for region in regions
-        for shard_id in placement.maps[region].shard_ids
-    ]
-    for candidate in (*first, *rest):
-        if candidate not in seen and candidate[0] in placement.maps:
-            seen.add(candidate)
-            yield candidate
+    for _ in range(2):
+        rest = [
+            (region, shard_id)
+            for region in regions
+            for shard_id in list(placement.urls[region])
+        ]
+        for candidate in (*first, *rest):
+            if candidate not in seen and candidate[0] in placement.maps:
+                seen.add(candidate)
+                yield candidate
+        # Not found anywhere: a process still on the old shard list learns
+        # the new shards from the map markers a rebalance left, and asks them.
+        if not _learn_new_shards(placement, regions):
+            return
+
+
+def _learn_new_shards(placement: Placement, regions: list[str]) -> bool:
+    """Learn shard URLs published by rebalances; True when one was new."""
+    learned = False
+    for region in regions:
+        for shard_id in list(placement.maps[region].shard_ids):
+            store = placement.shard_store(region, shard_id)
+            with store.read() as tx:
+                row = tx.fetchone(
+                    "SELECT shard_id FROM {p}placement_forward WHERE partition_key = ?",
+                    ("*",),
+                )
+            if row is None:
+                continue
+            urls: dict[str, str] = json.loads(str(row[0]))
+            if set(urls) - set(placement.urls[region]):
+                learned = True
+                placement._learn(region, urls)
+    return learned
 
 
 def _memory(app: WorkflowsMixin) -> OrderedDict[str, tuple[str, str]]:
@@ -235,7 +330,9 @@ def claim_homes(app: WorkflowsMixin) -> list[Home]:
             "",
             f"shard {shard_id} of region {region}",
         )
-        for shard_id in placement.maps[region].shard_ids
+        # Shards learned from a rebalance's map marker too: workflows moved
+        # there are claimed by processes still on the old shard list.
+        for shard_id in list(placement.urls[region])
     ]
 
 
@@ -384,11 +481,93 @@ def store_of(home: Home | None, default: Store) -> Store:
     return default if home is None else home.store
 
 
+# Every column of the three tables (a column added by a migration is added
+# here too, or a rebalance would leave it behind). A partition key moves
+# with its workflows only while none of them is held by a worker; the copy
+# gets no due time until the switch, so no worker claims it early.
+_WORKFLOW_COLUMNS = (
+    "workflow_id",
+    "name",
+    "input",
+    "input_hash",
+    "status",
+    "app_version",
+    "parent_id",
+    "notify_parent",
+    "epoch",
+    "lease_owner",
+    "lease_expires_at",
+    "due_at",
+    "deadline_at",
+    "waiting_for",
+    "wait_event",
+    "wait_count",
+    "recoveries",
+    "cancel_requested",
+    "result",
+    "error_type",
+    "error_message",
+    "error_traceback",
+    "created_at",
+    "updated_at",
+    "finished_at",
+    "partition_key",
+    "residency",
+    "data_subject",
+)
 register_table(
     TableSpec(
         "workflows",
-        columns=("workflow_id", "name", "status", "partition_key", "residency"),
+        columns=_WORKFLOW_COLUMNS,
         primary_key=("workflow_id",),
+        partition_column="partition_key",
         residency_column="residency",
+        attached=(
+            Attached(
+                "workflow_steps",
+                columns=(
+                    "workflow_id",
+                    "seq",
+                    "kind",
+                    "name",
+                    "status",
+                    "attempts",
+                    "output",
+                    "error_type",
+                    "error_message",
+                    "error_traceback",
+                    "started_at",
+                    "finished_at",
+                ),
+                key="workflow_id",
+                via="workflow_id",
+                order=("workflow_id", "seq"),
+            ),
+            # ``position`` is left out: the new shard numbers the events
+            # again, inserted in their old order (first in, first out).
+            Attached(
+                "workflow_events",
+                columns=(
+                    "workflow_id",
+                    "name",
+                    "event_id",
+                    "payload",
+                    "consumed_seq",
+                    "created_at",
+                ),
+                key="workflow_id",
+                via="workflow_id",
+                order=("workflow_id", "position"),
+            ),
+        ),
+        busy_when=(
+            "status = 'running' OR lease_owner IS NOT NULL "
+            "OR lease_expires_at IS NOT NULL"
+        ),
+        held_column="due_at",
+        held_applies=(
+            "status IN ('pending', 'waiting') AND lease_owner IS NULL "
+            "AND lease_expires_at IS NULL"
+        ),
     )
 )

@@ -20,7 +20,7 @@ from stateshift._durations import Duration, optional_seconds
 from stateshift.codec import Codec
 from stateshift.config import Settings
 from stateshift.errors import WorkflowConflict
-from stateshift.placement.scope import home_scope
+from stateshift.placement.scope import Home, home_scope
 from stateshift.store import Store
 from stateshift.workflows import _placement
 from stateshift.workflows._context import Invocation, WorkflowContext
@@ -368,9 +368,12 @@ class WorkflowsMixin:
             ResidencyViolation: this region may not read the workflow's tag.
             DataErased: its result belongs to a forgotten data subject.
         """
-        home, _ = _placement.locate(self, workflow_id, "read")
-        with home_scope(home):
-            row, steps = self._workflow_engine.read_status(workflow_id)
+
+        def read(home: Home, _: Any) -> tuple[Any, list[Any]]:
+            with home_scope(home):
+                return self._workflow_engine.read_status(workflow_id)
+
+        row, steps = _placement.on_located(self, workflow_id, "read", read)
         definition = self._workflow_definitions.get(row[1])
         result = None
         if row[3] is not None:
@@ -427,11 +430,16 @@ class WorkflowsMixin:
             raise ValueError("an event name is a non-empty string")
         if event_id is not None and (not isinstance(event_id, str) or not event_id):
             raise ValueError("event_id must be a non-empty string or None")
-        home, placed = _placement.locate(self, workflow_id, "write")
-        # The payload is the workflow's data: sealed for its data subject.
-        with _placement.workflow_scope(home, placed, workflow_id):
-            data = self.codec.encode(payload, what=f"payload of event {name!r}")
-            return self._workflow_engine.send_event(workflow_id, name, data, event_id)
+
+        def send(home: Home, placed: _placement.Placed) -> EventDelivery:
+            # The payload is the workflow's data: sealed for its data subject.
+            with _placement.workflow_scope(home, placed, workflow_id):
+                data = self.codec.encode(payload, what=f"payload of event {name!r}")
+                return self._workflow_engine.send_event(
+                    workflow_id, name, data, event_id
+                )
+
+        return _placement.on_located(self, workflow_id, "write", send)
 
     def cancel(self, workflow_id: str) -> bool:
         """Cancel a workflow and its unfinished children.
@@ -442,9 +450,12 @@ class WorkflowsMixin:
         Raises:
             WorkflowNotFound: no workflow has this id.
         """
-        home, _ = _placement.locate(self, workflow_id, "write")
-        with home_scope(home):
-            return self._workflow_engine.cancel(workflow_id)
+
+        def cancel(home: Home, _: Any) -> bool:
+            with home_scope(home):
+                return self._workflow_engine.cancel(workflow_id)
+
+        return _placement.on_located(self, workflow_id, "write", cancel)
 
     def resume(self, workflow_id: str) -> bool:
         """Make a dead, blocked or compensation-failed workflow run again.
@@ -454,9 +465,12 @@ class WorkflowsMixin:
         Raises:
             WorkflowNotFound: no workflow has this id.
         """
-        home, _ = _placement.locate(self, workflow_id, "write")
-        with home_scope(home):
-            return self._workflow_engine.revive(workflow_id)
+
+        def revive(home: Home, _: Any) -> bool:
+            with home_scope(home):
+                return self._workflow_engine.revive(workflow_id)
+
+        return _placement.on_located(self, workflow_id, "write", revive)
 
     def _entity_operation_step(
         self, name: str, key: str, run: Callable[[], Any]

@@ -142,6 +142,17 @@ CREATE TABLE {p}placement_probe (
     version INTEGER NOT NULL,
     PRIMARY KEY (partition_key, item_key)
 );
+-- Placement (0011): values a rebalance holds back from the rows it copied
+-- to a new shard until their key's switch (a workflow copy's due time).
+CREATE TABLE {p}placement_held (
+    table_name TEXT NOT NULL,
+    row_key TEXT NOT NULL,
+    partition_key TEXT NOT NULL,
+    held DOUBLE PRECISION,
+    PRIMARY KEY (table_name, row_key)
+);
+CREATE INDEX {prefix}placement_held_key ON {p}placement_held
+    (table_name, partition_key);
 
 
 -- One record per idempotency key: in progress (with an expiry, so a crashed
