@@ -7,6 +7,9 @@ only when the feature that needs them is used.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from stateshift._lazy import lazy_getattr
 from stateshift.app import App
 from stateshift.errors import (
     CodecError,
@@ -40,43 +43,87 @@ from stateshift.errors import (
     WorkflowNotFound,
     WorkflowTimeout,
 )
-from stateshift.events import Message, Queue, RedisIdempotencyStore
-from stateshift.state import (
-    BlobStore,
-    CacheStats,
-    DatabaseBlobStore,
-    EntityRef,
-    Item,
-    LocalDirectoryBlobStore,
-    Namespace,
-    Page,
-    RedisCache,
-    S3BlobStore,
-    Transaction,
-)
-from stateshift.workflows import (
-    ErrorInfo,
-    EventDelivery,
-    IdleSummary,
-    RetryPolicy,
-    Saga,
-    StepContext,
-    StepInfo,
-    WorkflowHandle,
-    WorkflowInfo,
-    WorkflowStatus,
-    current,
-    now,
-    patched,
-    random,
-    sleep,
-    sleep_until,
-    start_child,
-    uuid4,
-    wait_all,
-    wait_first,
-    wait_for_event,
-)
+
+# The names below are imported on first use (see stateshift._lazy): a
+# function that only runs a workflow does not pay for queues, state or
+# placement at cold start. ``from stateshift import X`` works the same.
+if TYPE_CHECKING:
+    from stateshift.events import Message, Queue, RedisIdempotencyStore
+    from stateshift.state import (
+        BlobStore,
+        CacheStats,
+        DatabaseBlobStore,
+        EntityRef,
+        Item,
+        LocalDirectoryBlobStore,
+        Namespace,
+        Page,
+        RedisCache,
+        S3BlobStore,
+        Transaction,
+    )
+    from stateshift.workflows import (
+        ErrorInfo,
+        EventDelivery,
+        IdleSummary,
+        RetryPolicy,
+        Saga,
+        StepContext,
+        StepInfo,
+        WorkflowHandle,
+        WorkflowInfo,
+        WorkflowStatus,
+        current,
+        now,
+        patched,
+        random,
+        sleep,
+        sleep_until,
+        start_child,
+        uuid4,
+        wait_all,
+        wait_first,
+        wait_for_event,
+    )
+
+_HOMES = {
+    "BlobStore": "stateshift.state",
+    "CacheStats": "stateshift.state",
+    "DatabaseBlobStore": "stateshift.state",
+    "EntityRef": "stateshift.state",
+    "ErrorInfo": "stateshift.workflows",
+    "EventDelivery": "stateshift.workflows",
+    "IdleSummary": "stateshift.workflows",
+    "Item": "stateshift.state",
+    "LocalDirectoryBlobStore": "stateshift.state",
+    "Message": "stateshift.events",
+    "Namespace": "stateshift.state",
+    "Page": "stateshift.state",
+    "Queue": "stateshift.events",
+    "S3BlobStore": "stateshift.state",
+    "RedisCache": "stateshift.state",
+    "RedisIdempotencyStore": "stateshift.events",
+    "RetryPolicy": "stateshift.workflows",
+    "Saga": "stateshift.workflows",
+    "StepContext": "stateshift.workflows",
+    "StepInfo": "stateshift.workflows",
+    "Transaction": "stateshift.state",
+    "WorkflowHandle": "stateshift.workflows",
+    "WorkflowInfo": "stateshift.workflows",
+    "WorkflowStatus": "stateshift.workflows",
+    "current": "stateshift.workflows",
+    "now": "stateshift.workflows",
+    "patched": "stateshift.workflows",
+    "random": "stateshift.workflows",
+    "sleep": "stateshift.workflows",
+    "sleep_until": "stateshift.workflows",
+    "start_child": "stateshift.workflows",
+    "uuid4": "stateshift.workflows",
+    "wait_all": "stateshift.workflows",
+    "wait_first": "stateshift.workflows",
+    "wait_for_event": "stateshift.workflows",
+}
+__getattr__ = lazy_getattr(__name__, globals(), _HOMES)
 
 __version__ = "0.1.0"
 
@@ -111,10 +158,10 @@ __all__ = [
     "Queue",
     "QueueError",
     "RedisCache",
+    "S3BlobStore",
     "RedisIdempotencyStore",
     "ResidencyViolation",
     "RetryPolicy",
-    "S3BlobStore",
     "Saga",
     "SchemaError",
     "StateshiftError",
@@ -136,7 +183,6 @@ __all__ = [
     "WorkflowNotFound",
     "WorkflowStatus",
     "WorkflowTimeout",
-    "__version__",
     "current",
     "now",
     "patched",
@@ -148,4 +194,5 @@ __all__ = [
     "wait_all",
     "wait_first",
     "wait_for_event",
+    "__version__",
 ]

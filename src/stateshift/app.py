@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 from typing import Any
 
@@ -88,7 +87,14 @@ class AppBase:
 def _default_worker_id() -> str:
     # Stable across restarts of the same process slot on the same host, so a
     # restarted worker reclaims its own leases without waiting for them.
-    return f"{socket.gethostname()}:{os.getpid()}"
+    # os.uname() is what socket.gethostname() reads, without importing socket.
+    if hasattr(os, "uname"):
+        host = os.uname().nodename
+    else:  # pragma: no cover - Windows
+        import socket
+
+        host = socket.gethostname()
+    return f"{host}:{os.getpid()}"
 
 
 class App(

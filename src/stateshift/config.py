@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -185,6 +184,8 @@ def _file_tables(directory: Path) -> list[tuple[str, dict[str, Any]]]:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    import tomllib  # only when there is a file to read: saves it at cold start
+
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)

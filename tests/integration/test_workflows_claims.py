@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -230,3 +231,45 @@ def test_an_idle_tick_does_not_scan_sleeping_workflows(app: ss.App) -> None:
             assert "workflows_due" in plan
     summary = app.run_until_idle()
     assert summary.ran == 0 and summary.next_wake_at is not None
+
+
+def test_a_claimed_workflow_replays_its_recorded_history_exactly(
+    store_config: dict[str, Any], clock: ManualClock
+) -> None:
+    # Encrypted outputs are binary, and a step's error has text of its own:
+    # the history a claim brings back (one statement on SQLite) must give
+    # every byte and field back as recorded.
+    key = base64.b64encode(bytes(range(32))).decode()
+    app = make_app(store_config, clock, encryption_keys=f"k1:{key}")
+    ran: list[str] = []
+    attempts = ss.RetryPolicy(max_attempts=2, initial_interval=0)
+
+    @app.step(name="text")
+    def text() -> str:
+        ran.append("text")
+        return "naïve ☃ \x00 end"
+
+    @app.step(name="flaky", retry=attempts)
+    def flaky() -> None:
+        ran.append("flaky")
+        if ran.count("flaky") == 1:
+            raise ValueError("first attempt fails")
+
+    @app.workflow(name="replayed")
+    def replayed() -> list[Any]:
+        first = text()
+        second = flaky()
+        ss.sleep(60)
+        return [first, second]
+
+    try:
+        app.start(replayed, workflow_id="r")
+        app.run_until_idle()
+        assert app.status("r").status == ss.WorkflowStatus.WAITING
+        clock.advance(61)
+        assert app.run_until_idle().finished == 1
+        info = app.status("r")
+        assert info.result == ["naïve ☃ \x00 end", None]
+        assert ran == ["text", "flaky", "flaky"]
+    finally:
+        app.close()

@@ -15,7 +15,6 @@ from stateshift.codec._encode import dump_bytes, dump_text
 from stateshift.codec._keyring import ENV_VAR, Keyring, envelope_key_id
 from stateshift.codec._paths import Located, render_path
 from stateshift.codec._tags import MARKER_ENVELOPE, MARKER_JSON
-from stateshift.codec._typed import converter
 from stateshift.errors import (
     ConfigError,
     DeserializationError,
@@ -175,6 +174,9 @@ class Codec:
             raise DeserializationError(f"cannot decode {what}: {exc}") from None
         if type_hint is None:
             return value
+        # Typed decoding is imported on first use: untyped apps never pay for it.
+        from stateshift.codec._typed import converter
+
         try:
             return converter(type_hint)(value)
         except Located as exc:

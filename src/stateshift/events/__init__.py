@@ -8,15 +8,37 @@ inbox row, a completed idempotency record.
 
 from __future__ import annotations
 
-from stateshift.events._payload import DEFAULT_EXCLUDED_FIELDS
-from stateshift.events.idempotency import (
-    IdempotencyStore,
-    RedisIdempotencyStore,
-    StoreIdempotencyStore,
-    execution_owner,
-)
-from stateshift.events.queues import Queue, QueueOptions, run_due_messages
-from stateshift.events.topics import LocalSink, Message, Sink, send_each
+from typing import TYPE_CHECKING
+
+from stateshift._lazy import lazy_getattr
+
+if TYPE_CHECKING:
+    from stateshift.events._payload import DEFAULT_EXCLUDED_FIELDS
+    from stateshift.events.idempotency import (
+        IdempotencyStore,
+        RedisIdempotencyStore,
+        StoreIdempotencyStore,
+        execution_owner,
+    )
+    from stateshift.events.queues import Queue, QueueOptions, run_due_messages
+    from stateshift.events.topics import LocalSink, Message, Sink, send_each
+
+# Each name is imported on first use (see stateshift._lazy).
+_HOMES = {
+    "DEFAULT_EXCLUDED_FIELDS": "stateshift.events._payload",
+    "IdempotencyStore": "stateshift.events.idempotency",
+    "LocalSink": "stateshift.events.topics",
+    "Message": "stateshift.events.topics",
+    "Queue": "stateshift.events.queues",
+    "QueueOptions": "stateshift.events.queues",
+    "RedisIdempotencyStore": "stateshift.events.idempotency",
+    "Sink": "stateshift.events.topics",
+    "StoreIdempotencyStore": "stateshift.events.idempotency",
+    "execution_owner": "stateshift.events.idempotency",
+    "run_due_messages": "stateshift.events.queues",
+    "send_each": "stateshift.events.topics",
+}
+__getattr__ = lazy_getattr(__name__, globals(), _HOMES)
 
 __all__ = [
     "DEFAULT_EXCLUDED_FIELDS",

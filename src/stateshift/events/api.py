@@ -7,13 +7,14 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from stateshift._durations import Duration, to_seconds
-from stateshift.events import queues, topics
-from stateshift.events._payload import KeySpec
-from stateshift.events._registry import registry_of
-from stateshift.events.idempotency import IdempotencyStore, IdempotentFunction
 
+# The implementation modules are imported on first use: an app that never
+# declares a queue or topic does not pay for importing them.
 if TYPE_CHECKING:
     from stateshift.app import AppBase
+    from stateshift.events import queues, topics
+    from stateshift.events._payload import KeySpec
+    from stateshift.events.idempotency import IdempotencyStore
 
 
 # run_until_idle() has no budget; it still stops when no message is due.
@@ -76,6 +77,9 @@ class EventsMixin:
             IdempotencyKeyMismatch: the key was used with another payload.
         """
 
+        from stateshift.events._registry import registry_of
+        from stateshift.events.idempotency import IdempotentFunction
+
         def decorate(target: Callable[..., Any]) -> Callable[..., Any]:
             wrapper = IdempotentFunction(
                 self._app(),
@@ -120,6 +124,8 @@ class EventsMixin:
             backoff: delay before the first retry (doubling, with jitter).
             max_backoff: longest delay between attempts.
         """
+        from stateshift.events import queues
+
         return queues.make_queue(
             self._app(),
             name,
@@ -135,6 +141,8 @@ class EventsMixin:
 
     def run_queues(self, budget: Duration = 10.0) -> int:
         """Run due messages of every declared queue within ``budget``."""
+        from stateshift.events import queues
+
         return queues.run_due_messages(self._app(), to_seconds(budget, name="budget"))
 
     def publish(
@@ -160,6 +168,8 @@ class EventsMixin:
             ResidencyViolation: the policy refuses the message here; it was
                 audited and nothing was written.
         """
+        from stateshift.events import topics
+
         return topics.publish(
             self._app(),
             topic,
@@ -180,6 +190,8 @@ class EventsMixin:
         parameter). After ``max_attempts`` failures on one message the
         handler gives up on it (recorded as dead in the inbox).
         """
+        from stateshift.events import topics
+
         return topics.subscribe(
             self._app(), topic, group=group, max_attempts=max_attempts
         )
@@ -193,6 +205,8 @@ class EventsMixin:
     ) -> int:
         """Send pending outbox messages to ``sink`` (default: this process's
         subscribers); return how many were delivered."""
+        from stateshift.events import topics
+
         target = sink if sink is not None else topics.LocalSink(self._app())
         return topics.relay_outbox(
             self._app(), target, budget=budget, batch_size=batch_size
@@ -200,10 +214,14 @@ class EventsMixin:
 
     def deliver(self, message: topics.Message) -> None:
         """Hand one message (from a broker) to subscribers through the inbox."""
+        from stateshift.events import topics
+
         topics.deliver(self._app(), message)
 
     def prune_outbox(self, older_than: Duration) -> int:
         """Delete outbox messages older than ``older_than``; return how many."""
+        from stateshift.events import topics
+
         return topics.prune_outbox(self._app(), older_than)
 
     def prune_queues(self, older_than: Duration) -> int:

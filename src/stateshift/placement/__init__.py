@@ -12,10 +12,30 @@
 
 from __future__ import annotations
 
-from stateshift.placement.policy import AuditRecord, ResidencyPolicy, ResidencyRule
-from stateshift.placement.registry import TableSpec, register_table
-from stateshift.placement.router import Placement, Routed
-from stateshift.placement.shards import Move, ShardMap, plan
+from typing import TYPE_CHECKING
+
+from stateshift._lazy import lazy_getattr
+
+if TYPE_CHECKING:
+    from stateshift.placement.policy import AuditRecord, ResidencyPolicy, ResidencyRule
+    from stateshift.placement.registry import TableSpec, register_table
+    from stateshift.placement.router import Placement, Routed
+    from stateshift.placement.shards import Move, ShardMap, plan
+
+# Each name is imported on first use (see stateshift._lazy).
+_HOMES = {
+    "AuditRecord": "stateshift.placement.policy",
+    "Move": "stateshift.placement.shards",
+    "Placement": "stateshift.placement.router",
+    "ResidencyPolicy": "stateshift.placement.policy",
+    "ResidencyRule": "stateshift.placement.policy",
+    "Routed": "stateshift.placement.router",
+    "ShardMap": "stateshift.placement.shards",
+    "TableSpec": "stateshift.placement.registry",
+    "plan": "stateshift.placement.shards",
+    "register_table": "stateshift.placement.registry",
+}
+__getattr__ = lazy_getattr(__name__, globals(), _HOMES)
 
 __all__ = [
     "AuditRecord",

@@ -5,18 +5,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from stateshift.codec import Codec, Keyring
-from stateshift.placement.erasure import (
-    ForgetReport,
-    SubjectKeyring,
-    SubjectKeys,
-    data_subject,
-)
-from stateshift.placement.policy import ResidencyPolicy
-from stateshift.placement.router import Placement, RegionsConfig
-from stateshift.placement.shards import shard_ids_for
+from stateshift.placement.erasure import SubjectKeyring, data_subject
+
+# The router, the policy and the shard map are imported when the placement
+# is first built: an app on one store with no policy never needs them.
+if TYPE_CHECKING:
+    from stateshift.placement.erasure import ForgetReport, SubjectKeys
+    from stateshift.placement.policy import ResidencyPolicy
+    from stateshift.placement.router import Placement, RegionsConfig
 
 __all__ = ["PlacementMixin"]
 
@@ -40,6 +39,8 @@ class PlacementMixin:
         **settings: Any,
     ) -> None:
         if regions is not None and store is None and "store" not in settings:
+            from stateshift.placement.shards import shard_ids_for
+
             local = region if region is not None else next(iter(regions), None)
             if local is not None and local in regions:
                 store = next(iter(shard_ids_for(regions[local]).values()))
@@ -69,6 +70,8 @@ class PlacementMixin:
         if placement is None:
             with self._placement_lock:
                 if self._placement is None:
+                    from stateshift.placement.router import Placement
+
                     self._placement = Placement(
                         self.settings,
                         regions=self._regions_config,
@@ -86,6 +89,8 @@ class PlacementMixin:
         if keys is None:
             with self._placement_lock:
                 if self._subject_keys is None:
+                    from stateshift.placement.erasure import SubjectKeys
+
                     self._subject_keys = SubjectKeys(self.placement)
                 keys = self._subject_keys
         return keys

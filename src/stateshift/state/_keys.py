@@ -13,6 +13,12 @@ import binascii
 
 from stateshift.errors import InvalidKey
 
+DEFAULT_UPDATE_ATTEMPTS = 50
+"""How often ``update`` and entity operations retry on a conflict.
+
+Here rather than in the namespace module so that the App's signatures can
+name it without importing the state machinery."""
+
 MAX_KEY_BYTES = 1024
 """Longest key, in UTF-8 bytes (an index entry must stay well under 2.7 kB)."""
 

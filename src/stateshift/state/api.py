@@ -8,17 +8,20 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from stateshift._durations import Duration, to_seconds
-from stateshift.state._rows import ItemRows, remove_blobs_later
-from stateshift.state.blobs import BlobStore, DatabaseBlobStore
-from stateshift.state.entities import EntityRef, EntityType
-from stateshift.state.namespace import DEFAULT_UPDATE_ATTEMPTS, Namespace
-from stateshift.state.transactions import Transaction, transaction
+from stateshift.state._keys import DEFAULT_UPDATE_ATTEMPTS
 
+# The state modules are imported on first use: a function that keeps no
+# state does not pay for them at cold start.
 if TYPE_CHECKING:
     from stateshift.codec import Codec
     from stateshift.config import Settings
     from stateshift.placement.router import Placement
+    from stateshift.state._rows import ItemRows
+    from stateshift.state.blobs import BlobStore
     from stateshift.state.cache import RedisCache
+    from stateshift.state.entities import EntityRef, EntityType
+    from stateshift.state.namespace import Namespace
+    from stateshift.state.transactions import Transaction
     from stateshift.store import Store
 
 __all__ = ["StateMixin"]
@@ -64,6 +67,8 @@ class StateMixin:
             residency: the residency tag of calls that name none (``EU``).
             tenant: resolve the tag from this tenant when no tag is named.
         """
+        from stateshift.state.namespace import Namespace
+
         return Namespace(
             self, name, type=type, cache=cache, residency=residency, tenant=tenant
         )
@@ -76,6 +81,8 @@ class StateMixin:
         :class:`~stateshift.errors.ConflictError` and nothing is written.
         Inside a workflow step the block joins the step's commit.
         """
+        from stateshift.state.transactions import transaction
+
         return transaction(self)
 
     def purge_expired(
@@ -91,6 +98,8 @@ class StateMixin:
         A deleted key's tombstone (its version) is kept ``tombstones_after``,
         so a stale ``expected_version`` cannot match a re-created key.
         """
+        from stateshift.state._rows import remove_blobs_later
+
         if limit < 1:
             raise ValueError("limit must be at least 1")
         keep_seconds = to_seconds(tombstones_after, name="tombstones_after")
@@ -115,11 +124,15 @@ class StateMixin:
     @property
     def blob_store(self) -> BlobStore:
         """Where values over ``blob_threshold_bytes`` go; the store by default."""
+        from stateshift.state.blobs import DatabaseBlobStore
+
         chosen: BlobStore | None = self.__dict__.get("_state_blob_store")
         return chosen if chosen is not None else DatabaseBlobStore(self.store)
 
     @blob_store.setter
     def blob_store(self, blobs: BlobStore) -> None:
+        from stateshift.state.blobs import BlobStore
+
         if not isinstance(blobs, BlobStore):
             raise TypeError("blob_store must be a stateshift.state.BlobStore")
         self.__dict__["_state_blob_store"] = blobs
@@ -174,6 +187,8 @@ class StateMixin:
         (a workflow's, for instance).
         """
         if cls is not None and key is not None:
+            from stateshift.state.entities import EntityRef
+
             return EntityRef(
                 self,
                 self._entity_type(cls),
@@ -190,6 +205,8 @@ class StateMixin:
         return register
 
     def _register_entity(self, cls: C, *, name: str | None, attempts: int) -> C:
+        from stateshift.state.entities import EntityType
+
         registry = self._entities()
         entity: EntityType[Any] = EntityType(cls, name=name, attempts=attempts)
         for other in registry.values():
@@ -235,6 +252,9 @@ class StateMixin:
             by_store = self.__dict__.setdefault("_state_rows_by_store", {})
         cached = by_store.get(id(store))
         if cached is None or cached.store is not store:
+            from stateshift.state._rows import ItemRows
+            from stateshift.state.blobs import DatabaseBlobStore
+
             chosen: BlobStore | None = self.__dict__.get("_state_blob_store")
             # Large values of a shard stay in that shard's own blob table,
             # so they share its transactions, residency and erasure.

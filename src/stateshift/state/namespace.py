@@ -25,6 +25,7 @@ from stateshift._durations import Duration, to_seconds
 from stateshift.errors import ConflictError
 from stateshift.state._buffer import StateBuffer, Tracked
 from stateshift.state._keys import (
+    DEFAULT_UPDATE_ATTEMPTS,
     check_key,
     check_prefix,
     decode_cursor,
@@ -54,7 +55,6 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-DEFAULT_UPDATE_ATTEMPTS = 50
 MAX_SCAN_LIMIT = 10_000
 
 

@@ -11,6 +11,7 @@ parent suspending on its children and a child finishing cannot deadlock.
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -35,6 +36,57 @@ logger = logging.getLogger(__name__)
 FINISHED = frozenset({"succeeded", "failed", "cancelled"})
 ErrorRow = tuple[str | None, str | None, str | None]
 NO_ERROR: ErrorRow = (None, None, None)
+
+
+_CLAIM_COLUMNS = 11
+"""Columns a claim query returns before the optional history column."""
+
+
+def _history_of_json(raw: Any) -> list[Record]:
+    """History rows from the ``claim_history`` column (see workflows.sql)."""
+    rows = json.loads(raw) if isinstance(raw, str | bytes) else (raw or [])
+    return [
+        Record(
+            int(r[0]),
+            str(r[1]),
+            str(r[2]),
+            str(r[3]),
+            int(r[4]),
+            None if r[5] is None else bytes.fromhex(r[5]),
+            r[6],
+            r[7],
+            r[8],
+        )
+        for r in rows
+    ]
+
+
+class _EachAlone(Tx):
+    """A transaction stand-in whose every statement commits on its own.
+
+    For the writes that may follow a claim made by one lone statement: each
+    is a single statement fenced by the claim's epoch.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.dialect = store.dialect
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        with self.store.transaction() as tx:
+            return tx.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        with self.store.transaction() as tx:
+            tx.executemany(sql, rows)
+
+    def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        with self.store.transaction() as tx:
+            return tx.fetchone(sql, params)
+
+    def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self.store.transaction() as tx:
+            return tx.fetchall(sql, params)
 
 
 @dataclass
@@ -87,6 +139,7 @@ class Engine:
         self.app = app
         self._queries: dict[str, str] = {}
         self._queries_of: Store | None = None
+        self._with_history: dict[str, str] = {}
         self.own_leases_reclaimed = False
 
     # --- plumbing ---------------------------------------------------------
@@ -286,45 +339,81 @@ class Engine:
         settings = self.app.settings
         worker, lease = self.app.worker_id, settings.lease_seconds
         now = self.clock()
+        own = (lease, now, worker, *self._version())
+        due = (worker, lease, now, *self._version(), now, *self._version())
+        if "claim_history" in self.q:
+            return self._claim_alone(own, due)
         with self.store.transaction() as tx:
             row = None
             if not self.own_leases_reclaimed:
                 # A restarted worker with a stable id takes its leases back at
                 # once instead of waiting for them to expire.
-                row = tx.fetchone(
-                    self.q["claim_own"], (lease, now, worker, *self._version())
-                )
+                row = tx.fetchone(self.q["claim_own"], own)
                 if row is None:
                     self.own_leases_reclaimed = True
             if row is None:
                 # An expired lease first, else due work: one statement.
-                row = tx.fetchone(
-                    self.q["claim_next"],
-                    (worker, lease, now, *self._version(), now, *self._version()),
-                )
+                row = tx.fetchone(self.q["claim_next"], due)
             if row is None:
                 return False, None
             return True, self._claimed(tx, row)
+
+    def _claim_alone(
+        self, own: tuple[Any, ...], due: tuple[Any, ...]
+    ) -> tuple[bool, Claim | None]:
+        """:meth:`_claim_once` where a claim returns its history (SQLite).
+
+        Each claim is then one statement on its own, committed by itself;
+        the rare writes after it (a row refused by the residency policy,
+        one dead after too many recoveries) are fenced by the new epoch, so
+        they need no transaction shared with the claim.
+        """
+        store = self.store
+        row = None
+        if not self.own_leases_reclaimed:
+            found = store.execute_alone(self._history_sql("claim_own"), own)
+            row = found[0] if found else None
+            if row is None:
+                self.own_leases_reclaimed = True
+        if row is None:
+            found = store.execute_alone(self._history_sql("claim_next"), due)
+            row = found[0] if found else None
+        if row is None:
+            return False, None
+        return True, self._claimed(_EachAlone(store), row)
 
     def claim_id(self, workflow_id: str) -> Claim | None:
         """Claim one workflow by id, if it is due or its lease expired."""
         settings = self.app.settings
         now = self.clock()
+        params = (
+            self.app.worker_id,
+            settings.lease_seconds,
+            now,
+            workflow_id,
+            now,
+            *self._version(),
+        )
+        if "claim_history" in self.q:
+            store = self.store
+            found = store.execute_alone(self._history_sql("claim_id"), params)
+            return self._claimed(_EachAlone(store), found[0]) if found else None
         with self.store.transaction() as tx:
-            row = tx.fetchone(
-                self.q["claim_id"],
-                (
-                    self.app.worker_id,
-                    settings.lease_seconds,
-                    now,
-                    workflow_id,
-                    now,
-                    *self._version(),
-                ),
-            )
+            row = tx.fetchone(self.q["claim_id"], params)
             if row is None:
                 return None
             return self._claimed(tx, row)
+
+    def _history_sql(self, claim: str) -> str:
+        """The claim query ``claim`` with the history as one more column."""
+        q = self.q
+        base = q[claim]
+        found = self._with_history.get(base)
+        if found is None:
+            # RETURNING ends each claim query: the column goes last.
+            found = f"{base},\n    {q['claim_history']}"
+            self._with_history[base] = found
+        return found
 
     def _claimed(self, tx: Tx, row: Sequence[Any]) -> Claim | None:
         """Build the claim and read its history; ``None`` if it just died."""
@@ -370,6 +459,9 @@ class Engine:
                 extra={"event": "workflow.dead", "workflow_id": claim.workflow_id},
             )
             return None
+        if len(row) > _CLAIM_COLUMNS:
+            claim.history = _history_of_json(row[_CLAIM_COLUMNS])
+            return claim
         claim.history = [
             Record(
                 int(r[0]),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import typing
@@ -11,7 +12,14 @@ from typing import Any
 from stateshift.codec import Codec
 from stateshift.workflows.retry import RetryPolicy
 
-__all__ = ["StepDef", "WorkflowDef", "definition_of", "hints_of", "short_name"]
+__all__ = [
+    "StepDef",
+    "WorkflowDef",
+    "definition_of",
+    "hints_of",
+    "make_step",
+    "short_name",
+]
 
 DEFINITION_ATTRIBUTE = "__stateshift_workflow__"
 
@@ -135,3 +143,30 @@ def definition_of(fn: Any) -> WorkflowDef:
             f"{fn!r} is not a workflow: decorate it with @app.workflow() first"
         )
     return definition
+
+
+def make_step(definition: StepDef) -> Callable[..., Any]:
+    """The callable that replaces a decorated step function.
+
+    The step machinery is imported at the first call, not here: registering
+    steps is part of every cold start, running them is not always.
+    """
+    if definition.is_async:
+
+        @functools.wraps(definition.fn)
+        async def async_step(*args: Any, **kwargs: Any) -> Any:
+            from stateshift.workflows._steps import run_step_async
+
+            return await run_step_async(definition, args, kwargs)
+
+        async_step.__stateshift_step__ = definition  # type: ignore[attr-defined]
+        return async_step
+
+    @functools.wraps(definition.fn)
+    def step(*args: Any, **kwargs: Any) -> Any:
+        from stateshift.workflows._steps import run_step
+
+        return run_step(definition, args, kwargs)
+
+    step.__stateshift_step__ = definition  # type: ignore[attr-defined]
+    return step

@@ -407,24 +407,3 @@ def run_entity_operation(app: object, name: str, run: Callable[[], Any]) -> Any:
     if ctx is None or step_context() is not None or ctx.engine.app is not app:
         return run()
     return run_step(StepDef(name, run, ENTITY_RETRY, None), (), {}, ENTITY)
-
-
-def make_step(definition: StepDef) -> Callable[..., Any]:
-    """The callable that replaces a decorated step function."""
-    import functools
-
-    if definition.is_async:
-
-        @functools.wraps(definition.fn)
-        async def async_step(*args: Any, **kwargs: Any) -> Any:
-            return await run_step_async(definition, args, kwargs)
-
-        async_step.__stateshift_step__ = definition  # type: ignore[attr-defined]
-        return async_step
-
-    @functools.wraps(definition.fn)
-    def step(*args: Any, **kwargs: Any) -> Any:
-        return run_step(definition, args, kwargs)
-
-    step.__stateshift_step__ = definition  # type: ignore[attr-defined]
-    return step

@@ -11,41 +11,39 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 import time
-import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from stateshift._durations import Duration, optional_seconds
-from stateshift.codec import Codec
-from stateshift.config import Settings
 from stateshift.errors import WorkflowConflict
-from stateshift.placement.scope import Home, home_scope
-from stateshift.store import Store
-from stateshift.workflows import _placement
-from stateshift.workflows._context import Invocation, WorkflowContext
-from stateshift.workflows._engine import Engine
 from stateshift.workflows._registry import (
     DEFINITION_ATTRIBUTE,
     StepDef,
     WorkflowDef,
     definition_of,
+    make_step,
     short_name,
 )
-from stateshift.workflows._runner import execute, run_claim, run_due
-from stateshift.workflows._steps import make_step, run_entity_operation
 from stateshift.workflows.clock import Clock, system_clock
-from stateshift.workflows.handle import WorkflowHandle
 from stateshift.workflows.retry import RetryPolicy
-from stateshift.workflows.status import (
-    ErrorInfo,
-    EventDelivery,
-    IdleSummary,
-    StepInfo,
-    WorkflowInfo,
-    WorkflowStatus,
-)
-from stateshift.workflows.telemetry import instrument_step, instrument_workflow
+
+# The engine, the runner and placement are imported on first use, not when
+# the app is built or a function registered: that is the cold start of
+# every serverless instance (tests/test_cold_import.py keeps it so).
+if TYPE_CHECKING:
+    from stateshift.codec import Codec
+    from stateshift.config import Settings
+    from stateshift.placement.scope import Home
+    from stateshift.store import Store
+    from stateshift.workflows._engine import Engine
+    from stateshift.workflows.handle import WorkflowHandle
+    from stateshift.workflows.status import (
+        EventDelivery,
+        IdleSummary,
+        WorkflowInfo,
+    )
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +82,21 @@ class WorkflowsMixin:
         self.default_retry: RetryPolicy = default_retry or RetryPolicy()
         """The retry policy of steps registered without one."""
         self._workflow_definitions: dict[str, WorkflowDef] = {}
-        self._workflow_engine = Engine(self)
+        self._engine: Engine | None = None
+        self._engine_lock = threading.Lock()
+
+    @property
+    def _workflow_engine(self) -> Engine:
+        """The engine, made (and its modules imported) on first use."""
+        engine = self._engine
+        if engine is None:
+            with self._engine_lock:
+                if self._engine is None:
+                    from stateshift.workflows._engine import Engine
+
+                    self._engine = Engine(self)
+                engine = self._engine
+        return engine
 
     # --- registration -----------------------------------------------------
 
@@ -113,6 +125,8 @@ class WorkflowsMixin:
         def decorate(fn: Callable[P, R]) -> Callable[P, R]:
             if not callable(fn):
                 raise TypeError("@app.step() decorates a function")
+            from stateshift.workflows.telemetry import instrument_step
+
             step_name = name or short_name(fn)
             traced = instrument_step(fn, step_name)
             definition = StepDef(step_name, traced, retry, timeout_seconds)
@@ -138,6 +152,8 @@ class WorkflowsMixin:
             stored = name or f"{fn.__module__}.{short_name(fn)}"
             if stored in self._workflow_definitions:
                 raise ValueError(f"a workflow named {stored!r} is already registered")
+            from stateshift.workflows.telemetry import instrument_workflow
+
             traced = instrument_workflow(fn, stored)
             definition = WorkflowDef(stored, traced, timeout_seconds)
             self._workflow_definitions[stored] = definition
@@ -174,6 +190,10 @@ class WorkflowsMixin:
             ResidencyViolation: the policy refuses the start; nothing is
                 written, and the attempt is audited.
         """
+        from stateshift.placement.scope import home_scope
+        from stateshift.workflows import _placement
+        from stateshift.workflows.handle import WorkflowHandle
+
         workflow_id = _new_id(workflow_id)
         home = _placement.start_home(
             self, workflow_id, residency, tenant, partition_key
@@ -207,6 +227,9 @@ class WorkflowsMixin:
             LeaseLost: another worker took the workflow over meanwhile.
             ResidencyViolation: the policy refuses the start.
         """
+        from stateshift.placement.scope import home_scope
+        from stateshift.workflows import _placement
+
         workflow_id = _new_id(workflow_id)
         home = _placement.start_home(
             self, workflow_id, residency, tenant, partition_key
@@ -223,6 +246,12 @@ class WorkflowsMixin:
         workflow_id: str,
         budget_seconds: float | None = None,
     ) -> WorkflowHandle[Any]:
+        from stateshift.placement.scope import home_scope
+        from stateshift.workflows import _placement
+        from stateshift.workflows._context import Invocation, WorkflowContext
+        from stateshift.workflows._runner import execute, run_claim
+        from stateshift.workflows.handle import WorkflowHandle
+
         definition, row = self._prepare(fn, args, kwargs, workflow_id, leased=True)
         engine = self._workflow_engine
         existing = engine.insert(row)
@@ -311,6 +340,8 @@ class WorkflowsMixin:
         Never sleeps: returns as soon as nothing is due, telling when the
         next timer is (``next_wake_at``, on the app clock).
         """
+        from stateshift.workflows._runner import run_due
+
         wake_at = self._before_due_work()
         total: IdleSummary | None = None
         messages = 0
@@ -334,6 +365,8 @@ class WorkflowsMixin:
         """
         seconds = optional_seconds(budget, name="budget")
         assert seconds is not None
+        from stateshift.workflows._runner import run_due
+
         deadline = time.monotonic() + seconds
         wake_at = self._before_due_work()
         summary = run_due(self, seconds)
@@ -358,6 +391,8 @@ class WorkflowsMixin:
 
     def handle(self, workflow_id: str) -> WorkflowHandle[Any]:
         """A handle on an existing workflow (not checked until used)."""
+        from stateshift.workflows.handle import WorkflowHandle
+
         return WorkflowHandle(self, workflow_id)
 
     def status(self, workflow_id: str) -> WorkflowInfo:
@@ -368,8 +403,17 @@ class WorkflowsMixin:
             ResidencyViolation: this region may not read the workflow's tag.
             DataErased: its result belongs to a forgotten data subject.
         """
+        from stateshift.workflows import _placement
+        from stateshift.workflows.status import (
+            ErrorInfo,
+            StepInfo,
+            WorkflowInfo,
+            WorkflowStatus,
+        )
 
         def read(home: Home, _: Any) -> tuple[Any, list[Any]]:
+            from stateshift.placement.scope import home_scope
+
             with home_scope(home):
                 return self._workflow_engine.read_status(workflow_id)
 
@@ -430,6 +474,7 @@ class WorkflowsMixin:
             raise ValueError("an event name is a non-empty string")
         if event_id is not None and (not isinstance(event_id, str) or not event_id):
             raise ValueError("event_id must be a non-empty string or None")
+        from stateshift.workflows import _placement
 
         def send(home: Home, placed: _placement.Placed) -> EventDelivery:
             # The payload is the workflow's data: sealed for its data subject.
@@ -450,6 +495,8 @@ class WorkflowsMixin:
         Raises:
             WorkflowNotFound: no workflow has this id.
         """
+        from stateshift.placement.scope import home_scope
+        from stateshift.workflows import _placement
 
         def cancel(home: Home, _: Any) -> bool:
             with home_scope(home):
@@ -465,6 +512,8 @@ class WorkflowsMixin:
         Raises:
             WorkflowNotFound: no workflow has this id.
         """
+        from stateshift.placement.scope import home_scope
+        from stateshift.workflows import _placement
 
         def revive(home: Home, _: Any) -> bool:
             with home_scope(home):
@@ -481,6 +530,8 @@ class WorkflowsMixin:
         workflow code between steps the operation is checkpointed (run once,
         replayed after); elsewhere it is ``run()``.
         """
+        from stateshift.workflows._steps import run_entity_operation
+
         return run_entity_operation(self, name, run)
 
     # --- async adapters ---------------------------------------------------
@@ -552,6 +603,8 @@ def _sooner(summary: IdleSummary, wake_at: float | None) -> IdleSummary:
 
 def _new_id(workflow_id: str | None) -> str:
     if workflow_id is None:
+        import uuid
+
         return uuid.uuid4().hex
     if not isinstance(workflow_id, str) or not workflow_id:
         raise ValueError("workflow_id must be a non-empty string")

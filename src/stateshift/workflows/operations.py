@@ -14,16 +14,15 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from stateshift._durations import Duration, to_seconds
-from stateshift.workflows._registry import DEFINITION_ATTRIBUTE
-from stateshift.workflows.cron import CronExpression
-from stateshift.workflows.doctor import OVERDUE_SECONDS, DoctorReport, diagnose
-from stateshift.workflows.listing import WorkflowSummary, list_workflows
-from stateshift.workflows.schedules import Schedule, Scheduler, takes_slot
-from stateshift.workflows.status import WorkflowStatus
-from stateshift.workflows.worker import Worker
 
+# Schedules, the worker loop, listing and the doctor are imported on first
+# use: a serverless function that only runs workflows never needs them.
 if TYPE_CHECKING:
     from stateshift.workflows.api import WorkflowsMixin
+    from stateshift.workflows.doctor import DoctorReport
+    from stateshift.workflows.listing import WorkflowSummary
+    from stateshift.workflows.schedules import Scheduler
+    from stateshift.workflows.status import WorkflowStatus
 
     _Base = WorkflowsMixin
 else:
@@ -44,7 +43,7 @@ class OperationsMixin(_Base):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._scheduler = Scheduler(self)
+        self._scheduler: Scheduler | None = None  # made by the first @app.schedule
         self._last_purge = float("-inf")
 
     def schedule(
@@ -63,6 +62,10 @@ class OperationsMixin(_Base):
             catch_up: after downtime, how many of the latest missed slots
                 to start; older ones are skipped.
         """
+        from stateshift.workflows._registry import DEFINITION_ATTRIBUTE
+        from stateshift.workflows.cron import CronExpression
+        from stateshift.workflows.schedules import Schedule, Scheduler, takes_slot
+
         expression = CronExpression.parse(cron)
         if not isinstance(catch_up, int) or isinstance(catch_up, bool) or catch_up < 1:
             raise ValueError("catch_up must be a positive integer")
@@ -75,6 +78,8 @@ class OperationsMixin(_Base):
             ):
                 self.workflow()(fn)
             definition = self.definition_of(fn)
+            if self._scheduler is None:
+                self._scheduler = Scheduler(self)
             self._scheduler.add(
                 Schedule(
                     name=name or definition.name,
@@ -89,7 +94,8 @@ class OperationsMixin(_Base):
         return decorate
 
     def _before_due_work(self) -> float | None:
-        wake_at = self._scheduler.start_due()
+        scheduler = self._scheduler
+        wake_at = scheduler.start_due() if scheduler is not None else None
         self._purge_now_and_then()
         return wake_at
 
@@ -121,6 +127,8 @@ class OperationsMixin(_Base):
         See :class:`stateshift.workflows.worker.Worker`; on stop, steps in
         flight finish and their workflows are handed back, due at once.
         """
+        from stateshift.workflows.worker import Worker
+
         Worker(
             self,
             concurrency=concurrency,
@@ -146,19 +154,26 @@ class OperationsMixin(_Base):
             parent_id: only children of this workflow.
             limit: the most rows to return.
         """
+        from stateshift.workflows.listing import list_workflows
+
         return list_workflows(
             self.store, status=status, name=name, parent_id=parent_id, limit=limit
         )
 
     def doctor(
-        self, *, repair: bool = False, overdue: Duration = OVERDUE_SECONDS
+        self, *, repair: bool = False, overdue: Duration | None = None
     ) -> DoctorReport:
         """Find unfinished workflows with no wake-up source; repair them.
 
         Args:
             repair: make every stuck workflow due now.
-            overdue: also report workflows due for longer than this.
+            overdue: also report workflows due for longer than this
+                (default: five minutes, ``workflows.doctor.OVERDUE_SECONDS``).
         """
+        from stateshift.workflows.doctor import OVERDUE_SECONDS, diagnose
+
+        if overdue is None:
+            overdue = OVERDUE_SECONDS
         return diagnose(
             self.store,
             clock=self.clock,

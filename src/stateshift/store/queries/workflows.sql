@@ -96,6 +96,20 @@ SELECT seq, kind, name, status, attempts, output, error_type, error_message,
     error_traceback
 FROM {p}workflow_steps WHERE workflow_id = ? ORDER BY seq;
 
+-- name: claim_history@sqlite
+-- One more RETURNING column for claim_own, claim_next and claim_id: the
+-- claimed workflow's history as a JSON array of history rows (output in hex),
+-- so a claim is one statement on its own: no BEGIN, history read or COMMIT.
+-- Sound on SQLite because a lone write statement takes the write lock before
+-- it reads: no step of the workflow can commit between the claim and this
+-- subquery. Not on PostgreSQL, whose statement snapshot could miss a step
+-- committed by the old holder while the claim waited for the row lock.
+(SELECT json_group_array(json_array(seq, kind, name, status, attempts,
+        CASE WHEN output IS NULL THEN NULL ELSE hex(output) END,
+        error_type, error_message, error_traceback))
+    FROM (SELECT * FROM {p}workflow_steps s
+        WHERE s.workflow_id = {p}workflows.workflow_id ORDER BY seq))
+
 -- name: fence
 UPDATE {p}workflows SET lease_expires_at = {now} + ?, updated_at = ?
 WHERE workflow_id = ? AND epoch = ?
