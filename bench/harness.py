@@ -60,7 +60,7 @@ SCALES: dict[str, dict[str, int]] = {
         "ten_step": 40,
         "queue": 1_000,
         "timers_small": 1_000,
-        "timers_large": 5_000,
+        "timers_large": 10_000,
         "timers_due": 100,
         "crash": 200,
         "calls": 1_000,
