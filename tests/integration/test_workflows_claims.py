@@ -273,3 +273,31 @@ def test_a_claimed_workflow_replays_its_recorded_history_exactly(
         assert ran == ["text", "flaky", "flaky"]
     finally:
         app.close()
+
+
+def test_taking_back_old_leases_never_takes_one_this_process_holds(
+    app: ss.App,
+) -> None:
+    # Threads of one process claim one after another; a claim that takes
+    # back this worker id's old leases (at start, or after a store failure)
+    # must pass over the workflows its sibling threads claimed or run.
+    @app.workflow()
+    def idle() -> int:
+        return 1
+
+    for name in ("a", "b"):
+        app.start(idle, workflow_id=name)
+    engine = app._workflow_engine
+    first = engine.claim_next()
+    assert first is not None
+    engine.reclaim_own_leases_again()
+    second = engine.claim_next()
+    assert second is not None and second.workflow_id != first.workflow_id
+    assert (first.recoveries, second.recoveries) == (0, 0)
+    # An invocation that ended without settling (a store failure) is no
+    # longer held, so its lease is taken back at once.
+    engine.drop(first.workflow_id)
+    engine.reclaim_own_leases_again()
+    again = engine.claim_next()
+    assert again is not None and again.workflow_id == first.workflow_id
+    assert again.recoveries == 1 and again.epoch == first.epoch + 1

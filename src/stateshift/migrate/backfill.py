@@ -347,6 +347,7 @@ def _take_back_own_lease(app: App, workflow_id: str) -> bool:
                 engine.clock(),
                 app.worker_id,
                 *engine._version(),
+                engine._held_json(),
             ),
         )
         claim = None if row is None else engine._claimed(tx, row)

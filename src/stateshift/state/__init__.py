@@ -33,8 +33,8 @@ _HOMES = {
     "LocalDirectoryBlobStore": "stateshift.state.blobs",
     "Namespace": "stateshift.state.namespace",
     "Page": "stateshift.state.namespace",
-    "S3BlobStore": "stateshift.state.blobs",
     "RedisCache": "stateshift.state.cache",
+    "S3BlobStore": "stateshift.state.blobs",
     "Transaction": "stateshift.state.transactions",
 }
 __getattr__ = lazy_getattr(__name__, globals(), _HOMES)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -140,7 +141,48 @@ class Engine:
         self._queries: dict[str, str] = {}
         self._queries_of: Store | None = None
         self._with_history: dict[str, str] = {}
-        self.own_leases_reclaimed = False
+        # Claims of this process go one at a time, so that a claim taking
+        # back this worker's leases (left by an earlier process with the
+        # same worker id) never takes a workflow another thread of this
+        # process has just claimed or is running: those are in ``_held``.
+        self._claim_lock = threading.Lock()
+        self._held: set[str] = set()
+        self._reclaimed_on: set[int] = set()
+        """``id`` of each store whose leases of this worker were taken back."""
+
+    @property
+    def own_leases_reclaimed(self) -> bool:
+        """Whether this worker's old leases on the current store are back."""
+        return id(self.store) in self._reclaimed_on
+
+    @own_leases_reclaimed.setter
+    def own_leases_reclaimed(self, done: bool) -> None:
+        if done:
+            self._reclaimed_on.add(id(self.store))
+        else:
+            self._reclaimed_on.discard(id(self.store))
+
+    def reclaim_own_leases_again(self) -> None:
+        """Make the next claim on every store take this worker's leases back.
+
+        After a store failure under a checkpoint the claim is left leased to
+        this worker; taking it back at once beats waiting for the lease.
+        """
+        with self._claim_lock:
+            self._reclaimed_on.clear()
+
+    def hold(self, workflow_id: str) -> None:
+        """Mark a workflow as run by this process (no reclaim may take it)."""
+        with self._claim_lock:
+            self._held.add(workflow_id)
+
+    def drop(self, workflow_id: str) -> None:
+        """This process no longer runs the workflow."""
+        with self._claim_lock:
+            self._held.discard(workflow_id)
+
+    def _held_json(self) -> str:
+        return json.dumps(sorted(self._held))
 
     # --- plumbing ---------------------------------------------------------
 
@@ -178,8 +220,7 @@ class Engine:
         # Whether the failed write committed is unknown: stop as a crash
         # would and let the replay tell. This worker takes the claim back
         # first thing, rather than waiting for its lease to expire.
-        self.own_leases_reclaimed = False
-        _placement.reclaim_everywhere(self.app)
+        self.reclaim_own_leases_again()
         logger.warning(
             "workflow %s stops: the store failed under a checkpoint (%s)",
             ctx.workflow_id,
@@ -336,10 +377,17 @@ class Engine:
                 return claim
 
     def _claim_once(self) -> tuple[bool, Claim | None]:
+        with self._claim_lock:
+            found, claim = self._claim_locked()
+            if claim is not None:
+                self._held.add(claim.workflow_id)
+            return found, claim
+
+    def _claim_locked(self) -> tuple[bool, Claim | None]:
         settings = self.app.settings
         worker, lease = self.app.worker_id, settings.lease_seconds
         now = self.clock()
-        own = (lease, now, worker, *self._version())
+        own = (lease, now, worker, *self._version(), self._held_json())
         due = (worker, lease, now, *self._version(), now, *self._version())
         if "claim_history" in self.q:
             return self._claim_alone(own, due)
@@ -394,6 +442,13 @@ class Engine:
             now,
             *self._version(),
         )
+        with self._claim_lock:
+            claim = self._claim_id_locked(params)
+            if claim is not None:
+                self._held.add(claim.workflow_id)
+            return claim
+
+    def _claim_id_locked(self, params: tuple[Any, ...]) -> Claim | None:
         if "claim_history" in self.q:
             store = self.store
             found = store.execute_alone(self._history_sql("claim_id"), params)

@@ -434,21 +434,13 @@ def next_wake_at(app: WorkflowsMixin) -> float | None:
 
 @contextmanager
 def claiming(app: WorkflowsMixin, home: Home) -> Iterator[None]:
-    """Claim on ``home``'s shard, with its own record of reclaimed leases."""
-    engine = app._workflow_engine
-    reclaimed: dict[int, bool] = app.__dict__.setdefault("_leases_reclaimed", {})
-    engine.own_leases_reclaimed = reclaimed.get(id(home.store), False)
+    """Claim on ``home``'s shard (the engine keeps, per shard, whether its
+    old leases were taken back)."""
     try:
         with home_scope(home):
             yield
     finally:
-        reclaimed[id(home.store)] = engine.own_leases_reclaimed
         flush_audits(app)
-
-
-def reclaim_everywhere(app: WorkflowsMixin) -> None:
-    """Make the next claim on every shard take this worker's leases back first."""
-    app.__dict__.pop("_leases_reclaimed", None)
 
 
 def fail_unreadable(app: WorkflowsMixin, claim: Claim, error: BaseException) -> None:

@@ -114,7 +114,7 @@ def execute(
     except StoreUnavailable as exc:
         # Settling failed in the store: like a crash, the claim runs out (or
         # this worker takes it back) and the replay settles it again.
-        ctx.engine.own_leases_reclaimed = False
+        ctx.engine.reclaim_own_leases_again()
         _log(ctx, logging.WARNING, "workflow.interrupted", "could not settle", exc)
         return INTERRUPTED, exc
 
@@ -194,6 +194,16 @@ def run_claim(
     app: WorkflowsMixin, claim: Claim, invocation: Invocation
 ) -> tuple[str, BaseException | None]:
     """Run one claimed workflow in ``invocation``."""
+    try:
+        return _run_claim(app, claim, invocation)
+    finally:
+        # The claim put it among the workflows this process holds.
+        app._workflow_engine.drop(claim.workflow_id)
+
+
+def _run_claim(
+    app: WorkflowsMixin, claim: Claim, invocation: Invocation
+) -> tuple[str, BaseException | None]:
     engine = app._workflow_engine
     definition = app._workflow_definitions.get(claim.name)
     if definition is None:

@@ -254,8 +254,17 @@ class WorkflowsMixin:
 
         definition, row = self._prepare(fn, args, kwargs, workflow_id, leased=True)
         engine = self._workflow_engine
-        existing = engine.insert(row)
+        # Held from before the insert: the row is leased to this worker, and
+        # no claim of this process taking back old leases may take it.
+        engine.hold(row[0])
+        try:
+            existing = engine.insert(row)
+        except BaseException:
+            engine.drop(row[0])
+            raise
         error: BaseException | None = None
+        if existing is not None:
+            engine.drop(row[0])
         if existing is None:
             ctx = WorkflowContext(
                 engine,
@@ -268,8 +277,11 @@ class WorkflowsMixin:
                 parent_id=None,
                 invocation=Invocation(budget_seconds),
             )
-            args_, kwargs_ = definition.decode_input(self.codec, row[2])
-            _, error = execute(ctx, args_, kwargs_)
+            try:
+                args_, kwargs_ = definition.decode_input(self.codec, row[2])
+                _, error = execute(ctx, args_, kwargs_)
+            finally:
+                engine.drop(row[0])
         else:
             self._check_same(row, existing)
             home, _ = _placement.locate(self, row[0], "claim")

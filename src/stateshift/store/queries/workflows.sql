@@ -64,6 +64,8 @@ WHERE workflow_id = (
     SELECT workflow_id FROM {p}workflows
     WHERE lease_expires_at IS NOT NULL AND lease_owner = ?
         AND (app_version = ? OR app_version = '' OR ? = '')
+        -- Not the workflows this process has claimed or is running.
+        AND workflow_id NOT IN (SELECT value FROM json_each(?))
     LIMIT 1
 )
 RETURNING workflow_id, name, input, epoch, recoveries, cancel_requested,
@@ -77,6 +79,8 @@ WHERE workflow_id = (
     SELECT workflow_id FROM {p}workflows
     WHERE lease_expires_at IS NOT NULL AND lease_owner = ?
         AND (app_version = ? OR app_version = '' OR ? = '')
+        -- Not the workflows this process has claimed or is running.
+        AND workflow_id NOT IN (SELECT jsonb_array_elements_text(CAST(? AS jsonb)))
     LIMIT 1 FOR UPDATE SKIP LOCKED
 )
 RETURNING workflow_id, name, input, epoch, recoveries, cancel_requested,
