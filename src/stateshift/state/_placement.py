@@ -93,6 +93,13 @@ def route_item(
         routing_key, residency, tenant=tenant, operation=operation
     )
     shard_id = placement.maps[region].shard_for(routing_key)
+    if home is not None and routing_key == home.partition_key and region == home.region:
+        # A workflow and its key's items move together, so they share the
+        # shard the workflow runs on, even where this process's shard list
+        # says otherwise: a process still on the old list runs workflows a
+        # rebalance moved to a shard it learned. The commit checks, under
+        # the key's lock, that this shard answers for the key.
+        shard_id = home.shard_id
     store = placement.shard_store(region, shard_id)
 
     if home is not None and operation in _STORING and home.tag != tag:
