@@ -414,3 +414,224 @@ def test_a_rebalance_resumed_after_a_crash_copies_each_workflow_once(
     finally:
         new.close()
         app.close()
+
+
+def define_family(app: App) -> Any:
+    carts = app.state("carts")
+
+    @app.step()
+    def note(customer: str, text: str) -> int:
+        cart = carts.get(f"{customer}/cart", partition_key=customer)
+        seen = [] if cart is None else cart.value["seen"]
+        return carts.put(
+            f"{customer}/cart", {"seen": [*seen, text]}, partition_key=customer
+        )
+
+    @app.workflow(name="child")
+    def child(customer: str, seconds: int) -> str:
+        note(customer, "child started")
+        ss.sleep(seconds)
+        note(customer, "child woke")
+        return f"{customer} done"
+
+    @app.workflow(name="parent")
+    def parent(customer: str, seconds: int) -> list[str]:
+        results = ss.wait_all([ss.start_child(child, customer, seconds)])
+        note(customer, "parent woke")
+        return list(results)
+
+    return parent
+
+
+def test_a_parent_waiting_on_its_sleeping_child_moves_with_it_and_is_woken_there(
+    region: tuple[Urls, str],
+) -> None:
+    urls, extra = region
+    new_list = [*urls["eu"], extra]
+    grown = ShardMap("eu", ("s0", "s1", "s2"))
+    moving = [f"fam-{i}" for i in range(200) if grown.shard_for(f"fam-{i}") == "s2"]
+    # One family is run on by a process still on the old shard list (which
+    # learns the new shard by a lookup), then the other by one with the new
+    # list; their children sleep 60 and 120 s.
+    by_old, by_new = moving[:2]
+    sleeps = {by_old: 60, by_new: 120}
+    clock = ManualClock(1_000_000.0)
+    old = new_app(urls, clock)
+    parent = define_family(old)
+    for customer in (by_new, by_old):
+        old.start(parent, customer, sleeps[customer], workflow_id=customer)
+    old.run_until_idle()
+    for customer in (by_new, by_old):
+        assert old.status(customer).status is ss.WorkflowStatus.WAITING
+        assert old.status(f"{customer}/0").status is ss.WorkflowStatus.WAITING
+
+    operator = placement(urls, "eu")
+    try:
+        result = Rebalancer(operator, "eu", new_list).run(busy_rounds=0)
+    finally:
+        operator.close()
+    assert result.skipped == []
+    assert {by_new, by_old} <= {move.partition_key for move in result.moves}
+
+    new = new_app({"eu": new_list}, clock)
+    define_family(new)
+    try:
+        workflows = shards_of(new, "workflows", "workflow_id")
+        items = shards_of(new, "state_items", "key")
+        for customer in (by_new, by_old):
+            assert workflows[customer] == workflows[f"{customer}/0"] == ["s2"]
+            assert items[f"{customer}/cart"] == ["s2"]
+        assert held_rows(new) == 0
+
+        clock.advance(61)
+        # The old-list process's lookup misses the old shards, learns s2
+        # from the map marker, and from then on claims there too.
+        assert old.status(by_old).status is ss.WorkflowStatus.WAITING
+        old.run_until_idle()
+        info = old.status(by_old)
+        assert info.status is ss.WorkflowStatus.SUCCEEDED, info.error
+        assert info.result == [f"{by_old} done"]
+        assert new.status(by_new).status is ss.WorkflowStatus.WAITING
+
+        clock.advance(60)
+        new.run_until_idle()
+        info = new.status(by_new)
+        assert info.status is ss.WorkflowStatus.SUCCEEDED, info.error
+        assert info.result == [f"{by_new} done"]
+
+        for customer in (by_new, by_old):
+            assert new.state("carts").get(
+                f"{customer}/cart", partition_key=customer
+            ).value == {"seen": ["child started", "child woke", "parent woke"]}
+        # Every row, steps and events included, lives on s2 only.
+        for table, column in (
+            ("workflows", "workflow_id"),
+            ("workflow_steps", "workflow_id"),
+            ("state_items", "key"),
+        ):
+            where = shards_of(new, table, column)
+            for customer in (by_new, by_old):
+                for value, shards in where.items():
+                    if value.startswith(customer):
+                        assert set(shards) == {"s2"}, (table, value, shards)
+    finally:
+        new.close()
+        old.close()
+
+
+def test_a_worker_paused_past_its_lease_cannot_write_after_its_workflow_moved(
+    region: tuple[Urls, str],
+) -> None:
+    urls, extra = region
+    new_list = [*urls["eu"], extra]
+    grown = ShardMap("eu", ("s0", "s1", "s2"))
+    key = next(f"cust-{i}" for i in range(200) if grown.shard_for(f"cust-{i}") == "s2")
+    old_shard = ShardMap("eu", ("s0", "s1")).shard_for(key)
+    clock = ManualClock(1_000_000.0)
+    entered, release = threading.Event(), threading.Event()
+
+    def define_pay(app: App) -> Any:
+        carts = app.state("carts")
+
+        @app.step()
+        def charge(customer: str) -> int:
+            worker = threading.current_thread().name
+            if worker == "worker-a":
+                entered.set()
+                assert release.wait(60)
+            return carts.put(f"{customer}/cart", {"by": worker}, partition_key=customer)
+
+        @app.workflow(name="pay")
+        def pay(customer: str) -> str:
+            charge(customer)
+            ss.sleep(60)
+            return "done"
+
+        return pay
+
+    apps = [
+        App(
+            regions=urls,
+            region="eu",
+            residency_policy=POLICY,
+            clock=clock,
+            default_retry=ss.RetryPolicy(max_attempts=1),
+            worker_id=worker,
+        )
+        for worker in ("a", "b")
+    ]
+    a, b = apps
+    pay = define_pay(a)
+    define_pay(b)
+    outcome: list[BaseException | str] = []
+
+    def run_a() -> None:
+        try:
+            a.run(pay, key, workflow_id="pay", partition_key=key)
+            outcome.append("returned")
+        except BaseException as error:  # noqa: BLE001 - the test reads it
+            outcome.append(error)
+
+    worker_a = threading.Thread(target=run_a, name="worker-a")
+    worker_a.start()
+    try:
+        assert entered.wait(60)
+        # A is paused inside its step, past its lease: make the lease run out.
+        store = a.placement.shard_store("eu", old_shard)
+        with store.transaction() as tx:
+            tx.execute(
+                "UPDATE {p}workflows SET lease_expires_at = lease_expires_at - 3600 "
+                "WHERE workflow_id = ?",
+                ("pay",),
+            )
+        # B takes the workflow over (epoch 2), runs the step and sleeps, so
+        # the key is idle and moves, the workflow with it.
+        b.run_until_idle()
+        assert b.status("pay").status is ss.WorkflowStatus.WAITING
+        operator = placement(urls, "eu")
+        try:
+            result = Rebalancer(operator, "eu", new_list).run(busy_rounds=0)
+        finally:
+            operator.close()
+        assert result.skipped == [] and key in {m.partition_key for m in result.moves}
+    finally:
+        release.set()
+        worker_a.join(60)
+
+    # A woke up and tried to commit its step: refused, nothing written.
+    assert len(outcome) == 1
+    # Its commit went to the old shard, where the workflow row is gone.
+    assert isinstance(outcome[0], ss.LeaseLost), outcome
+    assert "worker 'a' lost its claim on workflow 'pay' (epoch 1)" in str(outcome[0])
+    grown_placement = placement({"eu": new_list}, "eu")
+    try:
+        assert shards_of(grown_placement, "workflows", "workflow_id") == {"pay": ["s2"]}
+        assert shards_of(grown_placement, "state_items", "key") == {
+            f"{key}/cart": ["s2"]
+        }
+        steps = rows_by_shard(grown_placement, "workflow_steps", "workflow_id")
+        assert steps[old_shard] == [] and steps["s2"] == ["pay", "pay"]
+        with grown_placement.shard_store("eu", "s2").read() as tx:
+            row = tx.fetchone(
+                "SELECT status, epoch, lease_owner FROM {p}workflows "
+                "WHERE workflow_id = ?",
+                ("pay",),
+            )
+        assert tuple(row) == ("waiting", 2, None)
+    finally:
+        grown_placement.close()
+
+    new = new_app({"eu": new_list}, clock)
+    define_pay(new)
+    try:
+        clock.advance(61)
+        new.run_until_idle()
+        info = new.status("pay")
+        assert info.status is ss.WorkflowStatus.SUCCEEDED, info.error
+        assert info.result == "done"
+        item = new.state("carts").get(f"{key}/cart", partition_key=key)
+        assert (item.value, item.version) == ({"by": "MainThread"}, 1)
+    finally:
+        new.close()
+        for app in apps:
+            app.close()

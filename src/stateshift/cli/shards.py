@@ -129,8 +129,11 @@ def run_rebalance(args: argparse.Namespace) -> int:
             busy_rounds=args.busy_rounds,
             busy_wait_seconds=args.busy_wait,
         )
+        # Skipped keys are still found through the forwarding rows, so
+        # --finish must not drop them: it is refused until they have moved.
+        dropped = None
         if args.finish and not result.skipped:
-            finish(placement, placement.region, result.rebalance_id)
+            dropped = finish(placement, placement.region, result.rebalance_id)
     finally:
         placement.close()
     print(file=sys.stderr)
@@ -141,23 +144,37 @@ def run_rebalance(args: argparse.Namespace) -> int:
         "recopied": result.recopied,
         "skipped": result.skipped,
         "shards": new,
+        "finished": dropped is not None,
     }
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
+        hint = (
+            ""
+            if dropped is not None
+            else " and, once every process runs with them, run again with --finish"
+        )
         print(
             f"{result.rebalance_id}: moved {result.moved} of {result.total} keys "
             f"({result.recopied} copied again after a concurrent write); configure "
-            f"region {placement.region} with shards {new} and, once every process "
-            "runs with them, run again with --finish"
+            f"region {placement.region} with shards {new}{hint}"
         )
         if result.skipped:
             print(
                 f"skipped {len(result.skipped)} key(s) whose workflows were running "
                 f"(they stay on their old shard for now): {', '.join(result.skipped)}"
                 "; run the same command again to move them"
-                + (" (--finish waits for that)" if args.finish else "")
             )
+        if dropped is not None:
+            print(f"finished: dropped {dropped} forwarding rows")
+    if args.finish and result.skipped:
+        print(
+            f"--finish refused: {len(result.skipped)} key(s) of rebalance "
+            f"{result.rebalance_id} have not moved yet and are found only through "
+            "their forwarding rows; run the same command again once their "
+            "workflows are idle",
+            file=sys.stderr,
+        )
     # Skipped keys are unfinished work: scripts must not take this run as done.
     return 1 if result.skipped else 0
 

@@ -14,9 +14,10 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+from stateshift.placement.erasure import current_subject
 from stateshift.store import Store
 
-__all__ = ["Home", "current_home", "home_scope"]
+__all__ = ["Home", "current_home", "home_scope", "inherited_tag"]
 
 
 @dataclass(frozen=True)
@@ -62,3 +63,20 @@ def home_scope(home: Home | None) -> Iterator[Home | None]:
         yield home
     finally:
         _home.reset(token)
+
+
+def inherited_tag(home: Home | None) -> str | None:
+    """The tag an access that names none takes from the work around it.
+
+    The running workflow's (``home``), else the ``residency=`` of the
+    enclosing ``app.data_subject(...)`` block, else none. State writes,
+    workflow starts and queue messages inherit in this order, so what one
+    block or one step writes carries one tag.
+    """
+    # Imported here: the policy module is not needed before the first run.
+    from stateshift.placement.policy import UNTAGGED
+
+    if home is not None:
+        return None if home.tag == UNTAGGED else home.tag
+    subject = current_subject()
+    return None if subject is None else subject[1]

@@ -6,8 +6,13 @@ and its residency tag: :meth:`stateshift.placement.Placement.check` refuses
 written, then the tag's home region and the key's shard there give the
 store.
 
-Inside a workflow step two more rules hold. Untagged writes take the
-workflow's tag (a step's output is the workflow's data). And the write must
+An access that names no tag (``residency=``, ``tenant=`` or the
+namespace's) takes the tag of the work around it: inside a workflow step
+the workflow's (a step's output is the workflow's data), else the
+``residency=`` of the enclosing ``app.data_subject(...)`` block, as queue
+messages do.
+
+Inside a workflow step two more rules hold. And the write must
 land on the workflow's own shard: a store in a region the workflow's tag
 may not live in is refused as a residency violation (copying EU data to a
 US store), any other store as a co-location error, both before anything is
@@ -26,7 +31,7 @@ from stateshift.errors import StoreError
 from stateshift.placement.policy import UNTAGGED
 from stateshift.placement.registry import Attached, TableSpec, register_table
 from stateshift.placement.router import forward_rows, lock_keys, stays
-from stateshift.placement.scope import current_home
+from stateshift.placement.scope import current_home, inherited_tag
 from stateshift.store import Store, Tx
 from stateshift.unit import Unit
 
@@ -81,13 +86,20 @@ def route_item(
         StoreError: inside a unit bound to another shard (co-location).
     """
     home = current_home() if unit is not None else None
-    if home is not None and residency is None and tenant is None:
-        residency = None if home.tag == UNTAGGED else home.tag
+    if residency is None and tenant is None:
+        residency = inherited_tag(home)
     routing_key = partition_key if partition_key is not None else key
     tag, region = placement.check(
         routing_key, residency, tenant=tenant, operation=operation
     )
     shard_id = placement.maps[region].shard_for(routing_key)
+    if home is not None and routing_key == home.partition_key and region == home.region:
+        # A workflow and its key's items move together, so they share the
+        # shard the workflow runs on, even where this process's shard list
+        # says otherwise: a process still on the old list runs workflows a
+        # rebalance moved to a shard it learned. The commit checks, under
+        # the key's lock, that this shard answers for the key.
+        shard_id = home.shard_id
     store = placement.shard_store(region, shard_id)
 
     if home is not None and operation in _STORING and home.tag != tag:

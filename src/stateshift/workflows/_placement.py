@@ -42,7 +42,7 @@ from stateshift.errors import ConfigError, ResidencyViolation, WorkflowNotFound
 from stateshift.placement.erasure import current_subject, data_subject
 from stateshift.placement.policy import UNTAGGED, AuditRecord
 from stateshift.placement.registry import Attached, TableSpec, register_table
-from stateshift.placement.scope import Home, current_home, home_scope
+from stateshift.placement.scope import Home, current_home, home_scope, inherited_tag
 from stateshift.store import Store
 
 if TYPE_CHECKING:
@@ -116,6 +116,11 @@ def start_home(
     key = workflow_id if partition_key is None else partition_key
     if not isinstance(key, str) or not key:
         raise ValueError("partition_key must be a non-empty string")
+    if residency is None and tenant is None:
+        # As state writes and messages do: a start inside a step takes the
+        # workflow's tag, inside ``app.data_subject(..., residency=)`` the
+        # block's.
+        residency = inherited_tag(current_home())
     tag, region = placement.check(key, residency, tenant=tenant, operation="start")
     shard_id = placement.maps[region].shard_for(key)
     home = Home(
