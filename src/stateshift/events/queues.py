@@ -61,6 +61,8 @@ MAX_ERROR_CHARS = 2000
 
 # Set by the engine's workflow decorator on workflow functions.
 WORKFLOW_ATTRIBUTE = "__stateshift_workflow__"
+WORKFLOW_TASK_PREFIX = "workflow:"
+"""Tasks named so start the workflow named by the rest."""
 
 running_message_id: ContextVar[str | None] = ContextVar(
     "stateshift_queue_message", default=None
@@ -381,8 +383,7 @@ class Queue:
         """Run one claimed message; True when it succeeded and was acknowledged."""
         store = self.app.store
         q = store.queries("events")
-        registry = registry_of(self.app)
-        fn = registry.tasks.get(message.task)
+        fn = _registered_task(self.app, message.task)
         if fn is None:
             self._fail(
                 message,
@@ -519,6 +520,7 @@ class Queue:
         starts: list[tuple[Claimed, Prepared]] = []
         rest: list[Claimed] = []
         for message in claimed:
+            _registered_task(self.app, message.task)
             fn = registry.starts.get(message.task)
             if fn is None:
                 rest.append(message)
@@ -658,13 +660,31 @@ def _arguments_hint(fn: Callable[..., Any], count: int) -> Any:
     return tuple[inner, dict[str, Any]]
 
 
+def _registered_task(app: AppBase, task: str) -> Callable[..., Any] | None:
+    """The function of ``task``, registering a workflow's start task on demand.
+
+    A process that runs messages learns the task of a workflow from the
+    workflow's registration, not only by enqueueing one itself.
+    """
+    registry = registry_of(app)
+    fn = registry.tasks.get(task)
+    if fn is not None or not task.startswith(WORKFLOW_TASK_PREFIX):
+        return fn
+    definitions: dict[str, Any] = getattr(app, "_workflow_definitions", {})
+    definition = definitions.get(task[len(WORKFLOW_TASK_PREFIX) :])
+    if definition is None:
+        return None
+    _task_for(app, definition.fn)
+    return registry.tasks.get(task)
+
+
 def _task_for(app: AppBase, fn: Callable[..., Any]) -> str:
     """The task name of ``fn``; a workflow function becomes a task that starts it."""
     registry = registry_of(app)
     definition = getattr(fn, WORKFLOW_ATTRIBUTE, None)
     if definition is None:
         return registry.name_of(fn)
-    name = f"workflow:{definition.name}"
+    name = f"{WORKFLOW_TASK_PREFIX}{definition.name}"
     if name not in registry.tasks:
 
         def start_workflow(*args: Any, **kwargs: Any) -> None:
