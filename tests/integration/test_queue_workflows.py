@@ -240,3 +240,43 @@ def test_a_workflow_whose_shard_is_another_store_is_started_the_ordinary_way(
             assert sorted(RAN) == list(range(len(ids)))
         finally:
             app.close()
+
+
+def test_workers_in_parallel_claim_each_message_once_without_limits(
+    store_config: dict[str, Any],
+) -> None:
+    import threading
+
+    RAN.clear()
+    apps = [ss.App(**store_config, worker_id=f"w{k}") for k in range(4)]
+    try:
+        lock = threading.Lock()
+        seen: list[int] = []
+        flows, notes = [], []
+        for application in apps:
+            flows.append(flow_of(application))
+
+            def note(n: int) -> None:
+                with lock:
+                    seen.append(n)
+
+            notes.append(application.queue("mixed").task(note, name="mixed.note"))
+
+        q0 = apps[0].queue("mixed")
+        tasks = [q0.enqueue(notes[0], n) for n in range(40)]
+        started = [q0.enqueue(flows[0], n) for n in range(40)]
+        workers = [
+            threading.Thread(target=application.run_until_idle) for application in apps
+        ]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+
+        assert sorted(seen) == list(range(40))
+        assert sorted(RAN) == list(range(40))
+        assert [q0.status(i) for i in tasks + started] == ["done"] * 80
+        assert [s for _, s, _ in queue_workflows(apps[0])] == ["succeeded"] * 40
+    finally:
+        for application in apps:
+            application.close()

@@ -554,8 +554,12 @@ class Queue:
             )
             started = None
         if started is None:
-            # Nothing was written: each message starts its workflow on its own.
-            return None, [message for message, _ in starts] + rest
+            # Nothing was written, so each message starts its workflow on its
+            # own. (After a commit that failed without telling whether it
+            # happened, the start finds the workflow and the ack finds the
+            # message done: nothing happens twice.)
+            ordinary = {m.id for m in rest} | {m.id for m, _ in starts}
+            return None, [m for m in claimed if m.id in ordinary]
         return started, rest
 
     def _prepare_start(
