@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections import Counter
 from typing import Any
 
 from stateshift.codec import Codec, Keyring
@@ -63,9 +64,16 @@ class AppBase:
                 store = self._store
         return store
 
-    def _run_due_messages(self, budget_seconds: float | None) -> int:
-        """Run due queue messages; the events layer overrides this hook."""
-        return 0
+    def _run_due_messages(
+        self, budget_seconds: float | None
+    ) -> tuple[int, Counter[str]]:
+        """Run due queue messages; the events layer overrides this hook.
+
+        Returns:
+            The messages run, and the outcomes of the workflows started from
+            messages and run in the same pass.
+        """
+        return 0, Counter()
 
     def close(self) -> None:
         """Close the store's connections. The app can be used again later."""

@@ -135,3 +135,94 @@ def test_the_cli_lists_shows_and_redrives_queues(
     assert "redrove 1 message of queue billing" in capsys.readouterr().out
     assert q.status(dead_id) == "ready"
     app.close()
+
+
+FLOW_WORKER = textwrap.dedent(
+    """
+    import os, signal, sys, time
+    from pathlib import Path
+    import stateshift as ss
+    import stateshift.workflows._inline as inline
+
+    marks, worker, crash = Path(sys.argv[1]), sys.argv[2], sys.argv[3] == "crash"
+    app = ss.App(worker_id=worker, lease_seconds=1.0)
+    q = app.queue("flows")
+
+    @app.step()
+    def count(n):
+        with open(marks / f"{n}.ran", "a") as runs:
+            runs.write(worker + "\\n")
+        return n + 1
+
+    @app.workflow(name="flows.flow")
+    def flow(n):
+        return count(n) * 10
+
+    if crash:
+        def killed(*args, **kwargs):
+            # The acknowledgements and the leased inserts have committed;
+            # none of the workflows has run yet.
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        inline.run_started = killed
+        app.run_until_idle()
+    else:
+        ids = sys.argv[4:]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            app.run_until_idle()
+            if all(app.status(i).status.value == "succeeded" for i in ids):
+                break
+            time.sleep(0.05)
+    """
+)
+
+
+def test_a_worker_killed_after_acknowledging_leaves_each_workflow_once(
+    store_config: dict[str, Any], tmp_path: Path
+) -> None:
+    app = ss.App(**store_config)
+    q = app.queue("flows")
+
+    @app.workflow(name="flows.flow")
+    def flow(n: int) -> int:
+        """Runs only in the worker processes."""
+        raise AssertionError
+
+    ids = [f"queue-{q.enqueue(flow, n)}" for n in range(3)]
+    script = tmp_path / "flow_worker.py"
+    script.write_text(FLOW_WORKER)
+
+    def worker(name: str, mode: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(script), str(tmp_path), name, mode, *ids],
+            env=_env(store_config),
+            cwd=tmp_path,
+            timeout=60,
+            capture_output=True,
+            text=True,
+        )
+
+    crashed = worker("a", "crash")
+    assert crashed.returncode == -9, crashed.stderr
+    # Every message is done and its workflow exists, leased to the dead worker.
+    assert [q.status(i.removeprefix("queue-")) for i in ids] == ["done"] * 3
+    with app.store.read() as tx:
+        rows = tx.fetchall(
+            "SELECT workflow_id, status, lease_owner FROM {p}workflows "
+            "ORDER BY workflow_id"
+        )
+    assert rows == [(i, "running", "a") for i in sorted(ids)]
+
+    finished = worker("b", "finish")
+    assert finished.returncode == 0, finished.stderr
+    for n, workflow_id in enumerate(ids):
+        info = app.status(workflow_id)
+        assert info.status == ss.WorkflowStatus.SUCCEEDED
+        assert info.result == (n + 1) * 10
+        # The step ran once, on the worker that took the workflow over.
+        assert (tmp_path / f"{n}.ran").read_text() == "b\n"
+    with app.store.read() as tx:
+        count = tx.fetchone("SELECT COUNT(*) FROM {p}workflows")
+    assert count == (3,)
+    app.close()

@@ -28,6 +28,8 @@ class Registry:
         self.tasks: dict[str, Callable[..., Any]] = {}
         self.queues: dict[str, Queue] = {}
         self.subscriptions: dict[str, list[Subscription]] = {}
+        self.starts: dict[str, Callable[..., Any]] = {}
+        """Workflow functions, by the name of the task that starts them."""
         self.lock = threading.Lock()
 
     def register_task(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Collection
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
@@ -17,27 +18,25 @@ if TYPE_CHECKING:
     from stateshift.events.idempotency import IdempotencyStore
 
 
-# run_until_idle() has no budget; it still stops when no message is due.
-UNBOUNDED_SECONDS = 365 * 86_400.0
-
-
 class EventsMixin:
     """Effectively-once events: idempotent handlers, queues, outbox and inbox."""
 
     def _app(self) -> AppBase:
         return cast("AppBase", self)
 
-    def _run_due_messages(self, budget_seconds: float | None) -> int:
+    def _run_due_messages(
+        self, budget_seconds: float | None
+    ) -> tuple[int, Counter[str]]:
         # Called by tick() and run_until_idle(): queue messages are due work
-        # like workflows, so a scheduled tick drives both.
+        # like workflows, so a scheduled tick drives both. Workflows started
+        # from messages run in the same pass; their outcomes come back too.
         from stateshift.events._registry import registry_of
-        from stateshift.events.queues import run_due_messages
+        from stateshift.events.queues import due_messages
 
         if not registry_of(self._app()).queues:
-            return 0
-        return run_due_messages(
-            self._app(), UNBOUNDED_SECONDS if budget_seconds is None else budget_seconds
-        )
+            return 0, Counter()
+        done = due_messages(self._app(), budget_seconds)
+        return done.messages, done.workflows
 
     def idempotent(
         self,

@@ -31,10 +31,11 @@ import time
 import typing
 import uuid
 import zlib
+from collections import Counter
 from collections.abc import Callable
 from contextvars import ContextVar
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from stateshift._durations import Duration, optional_seconds, to_seconds
 from stateshift.errors import QueueError
@@ -51,6 +52,8 @@ from stateshift.unit import current_unit
 
 if TYPE_CHECKING:
     from stateshift.app import AppBase
+    from stateshift.workflows._inline import Prepared, Started
+    from stateshift.workflows.api import WorkflowsMixin
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +61,8 @@ MAX_ERROR_CHARS = 2000
 
 # Set by the engine's workflow decorator on workflow functions.
 WORKFLOW_ATTRIBUTE = "__stateshift_workflow__"
+WORKFLOW_TASK_PREFIX = "workflow:"
+"""Tasks named so start the workflow named by the rest."""
 
 running_message_id: ContextVar[str | None] = ContextVar(
     "stateshift_queue_message", default=None
@@ -107,6 +112,21 @@ class QueueOptions:
         """Delay before the attempt after ``attempts`` failed ones, with jitter."""
         delay = self.backoff_seconds * 2 ** max(0, attempts - 1)
         return float(min(self.max_backoff_seconds, delay) * random.uniform(0.8, 1.0))
+
+
+@dataclass
+class WorkDone:
+    """What one :meth:`Queue.work_batches` (or a pass over queues) did."""
+
+    messages: int = 0
+    """Messages run (succeeded or not)."""
+    workflows: Counter[str] = field(default_factory=Counter)
+    """Workflows started from messages and run here, by outcome (as the
+    runner names them)."""
+
+    def add(self, other: WorkDone) -> None:
+        self.messages += other.messages
+        self.workflows += other.workflows
 
 
 @dataclass(frozen=True)
@@ -219,12 +239,14 @@ class Queue:
             unit.bind(store)
             unit.add(insert)
             return message_id
-        with store.transaction() as tx:
-            if tx.execute(q["queue_insert"], row) == 0:
-                found = tx.fetchone(q["queue_find_dedup"], (self.name, dedup_id))
-                assert found is not None
-                return str(found[0])
-        return message_id
+        # One statement on its own (no BEGIN or COMMIT); a dedup id already
+        # used is read afterwards: its message is never deleted, only done.
+        if store.execute_alone(q["queue_insert_alone"], row):
+            return message_id
+        with store.read() as tx:
+            found = tx.fetchone(q["queue_find_dedup"], (self.name, dedup_id))
+        assert found is not None
+        return str(found[0])
 
     # --- claiming ---------------------------------------------------------
 
@@ -235,8 +257,10 @@ class Queue:
         opts = self.options
         token = uuid.uuid4().hex
         tags = processable_tags(self.app)
-        if tags is None:
+        if tags is None or limit < 1:
             return []
+        if not opts.counts_across_workers:
+            return self._claim_alone(token, tags, limit)
         with store.transaction() as tx:
             if store.dialect == "postgresql" and opts.counts_across_workers:
                 # Counting in-flight messages under READ COMMITTED races with
@@ -279,6 +303,37 @@ class Queue:
                 str(r[7] or ""),
             )
             for r in chosen
+        ]
+
+    def _claim_alone(self, token: str, tags: str, limit: int) -> list[Claimed]:
+        """Claim in one statement on its own (no limit counts other claims)."""
+        store = self.app.store
+        rows = store.execute_alone(
+            store.queries("events")["queue_claim_batch"],
+            (
+                self.options.visibility_timeout_seconds,
+                token,
+                self.app.worker_id,
+                self.name,
+                tags,
+                tags,
+                limit,
+            ),
+        )
+        # RETURNING keeps no order: the queue's is priority, then age.
+        rows.sort(key=lambda r: (-int(r[8]), int(r[0])))
+        return [
+            Claimed(
+                str(r[1]),
+                str(r[3]),
+                bytes(r[4]),
+                r[2],
+                int(r[5]),
+                int(r[6]),
+                token,
+                str(r[7] or ""),
+            )
+            for r in rows
         ]
 
     def _free_slots(self, tx: Tx, q: dict[str, str], limit: int) -> int:
@@ -328,8 +383,7 @@ class Queue:
         """Run one claimed message; True when it succeeded and was acknowledged."""
         store = self.app.store
         q = store.queries("events")
-        registry = registry_of(self.app)
-        fn = registry.tasks.get(message.task)
+        fn = _registered_task(self.app, message.task)
         if fn is None:
             self._fail(
                 message,
@@ -410,24 +464,131 @@ class Queue:
     def work(self, budget: Duration = 10.0, *, batch_size: int = 10) -> int:
         """Run due messages until none is due or ``budget`` is spent.
 
+        A message that starts a workflow is acknowledged in the transaction
+        that inserts the workflow, and the workflow runs here at once, in
+        the same budget (see :mod:`stateshift.workflows._inline`).
+
         Returns:
             How many messages ran (succeeded or not).
         """
-        deadline = time.monotonic() + to_seconds(budget, name="budget")
-        ran = 0
-        while time.monotonic() < deadline:
+        seconds = to_seconds(budget, name="budget")
+        return self.work_batches(seconds, batch_size=batch_size).messages
+
+    def work_batches(
+        self, budget_seconds: float | None, *, batch_size: int = 10
+    ) -> WorkDone:
+        """:meth:`work`, telling the workflows it ran too (``None``: no budget)."""
+        deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
+        done = WorkDone()
+
+        def left() -> float | None:
+            return None if deadline is None else deadline - time.monotonic()
+
+        while (remaining := left()) is None or remaining > 0:
             claimed = self.claim(batch_size)
             if not claimed:
                 break
-            for index, message in enumerate(claimed):
-                if time.monotonic() >= deadline:
+            started, rest = self._start_workflows(claimed)
+            done.messages += len(claimed) - len(rest)
+            for index, message in enumerate(rest):
+                remaining = left()
+                if remaining is not None and remaining <= 0:
                     # Out of budget: hand the rest back instead of sitting on
                     # them until their visibility timeout.
-                    self._unclaim(claimed[index:])
-                    return ran
+                    self._unclaim(rest[index:])
+                    break
                 self.run(message)
-                ran += 1
-        return ran
+                done.messages += 1
+            if started is not None:
+                from stateshift.workflows._inline import run_started
+
+                done.workflows += run_started(_workflows(self.app), started, left())
+        return done
+
+    def _start_workflows(
+        self, claimed: list[Claimed]
+    ) -> tuple[Started | None, list[Claimed]]:
+        """Acknowledge the messages that start a workflow with its insert.
+
+        Returns:
+            The workflows started, leased to this worker, and the messages
+            left to run the ordinary way (other tasks, and every message
+            this path could not settle: they start their workflow with
+            ``app.start``, then acknowledge).
+        """
+        registry = registry_of(self.app)
+        starts: list[tuple[Claimed, Prepared]] = []
+        rest: list[Claimed] = []
+        for message in claimed:
+            _registered_task(self.app, message.task)
+            fn = registry.starts.get(message.task)
+            if fn is None:
+                rest.append(message)
+                continue
+            prepared = self._prepare_start(message, fn)
+            if prepared is None:
+                rest.append(message)
+            elif prepared is not False:
+                starts.append((message, prepared))
+        if not starts:
+            return None, rest
+
+        from stateshift.workflows._inline import insert_with
+
+        q = self.app.store.queries("events")
+        acks = [(message.id, message.lease_token) for message, _ in starts]
+
+        def ack_all(tx: Tx) -> None:
+            if tx.executemany(q["queue_ack"], acks) != len(acks):
+                raise Rejected("a message's claim was taken over")
+
+        try:
+            started = insert_with(_workflows(self.app), [p for _, p in starts], ack_all)
+        except Exception as exc:
+            logger.debug(
+                "starting %d workflows with their acknowledgements failed (%s); "
+                "their messages run one by one",
+                len(starts),
+                _describe(exc),
+                extra={"event": "queue.start_fallback"},
+            )
+            started = None
+        if started is None:
+            # Nothing was written, so each message starts its workflow on its
+            # own. (After a commit that failed without telling whether it
+            # happened, the start finds the workflow and the ack finds the
+            # message done: nothing happens twice.)
+            ordinary = {m.id for m in rest} | {m.id for m, _ in starts}
+            return None, [m for m in claimed if m.id in ordinary]
+        return started, rest
+
+    def _prepare_start(
+        self, message: Claimed, fn: Callable[..., Any]
+    ) -> Prepared | None | Literal[False]:
+        """The workflow of ``message``; ``None``: the ordinary way; ``False``:
+        the message failed (recorded as :meth:`run` would)."""
+        from stateshift.workflows._inline import prepare
+
+        task = registry_of(self.app).tasks[message.task]
+        try:
+            args, kwargs = _decode_arguments(self.app, task, message)
+        except Exception as exc:
+            self._fail(message, _describe(exc), permanent=True)
+            return False
+        try:
+            # The message id names the workflow and its tag is the
+            # workflow's, as in the ordinary start (start_workflow).
+            return prepare(
+                _workflows(self.app),
+                fn,
+                args,
+                kwargs,
+                workflow_id=f"queue-{message.id}",
+                residency=message.residency or None,
+            )
+        except Exception as exc:
+            self._fail(message, _describe(exc), permanent=False)
+            return False
 
     # --- inspection -------------------------------------------------------
 
@@ -503,13 +664,31 @@ def _arguments_hint(fn: Callable[..., Any], count: int) -> Any:
     return tuple[inner, dict[str, Any]]
 
 
+def _registered_task(app: AppBase, task: str) -> Callable[..., Any] | None:
+    """The function of ``task``, registering a workflow's start task on demand.
+
+    A process that runs messages learns the task of a workflow from the
+    workflow's registration, not only by enqueueing one itself.
+    """
+    registry = registry_of(app)
+    fn = registry.tasks.get(task)
+    if fn is not None or not task.startswith(WORKFLOW_TASK_PREFIX):
+        return fn
+    definitions: dict[str, Any] = getattr(app, "_workflow_definitions", {})
+    definition = definitions.get(task[len(WORKFLOW_TASK_PREFIX) :])
+    if definition is None:
+        return None
+    _task_for(app, definition.fn)
+    return registry.tasks.get(task)
+
+
 def _task_for(app: AppBase, fn: Callable[..., Any]) -> str:
     """The task name of ``fn``; a workflow function becomes a task that starts it."""
     registry = registry_of(app)
     definition = getattr(fn, WORKFLOW_ATTRIBUTE, None)
     if definition is None:
         return registry.name_of(fn)
-    name = f"workflow:{definition.name}"
+    name = f"{WORKFLOW_TASK_PREFIX}{definition.name}"
     if name not in registry.tasks:
 
         def start_workflow(*args: Any, **kwargs: Any) -> None:
@@ -526,7 +705,15 @@ def _task_for(app: AppBase, fn: Callable[..., Any]) -> str:
             )
 
         registry.register_task(start_workflow, name)
+        # Queue workers start such workflows with their acknowledgement.
+        registry.starts[name] = fn
     return name
+
+
+def _workflows(app: AppBase) -> WorkflowsMixin:
+    # Every App has the workflow methods; the events layer's type does not
+    # name them (it sits beside the workflows layer, not above it).
+    return cast("WorkflowsMixin", app)
 
 
 def _describe(exc: BaseException) -> str:
@@ -566,21 +753,27 @@ def run_due_messages(app: AppBase, budget_seconds: float) -> int:
     Queues take turns a batch at a time, so one busy queue cannot starve the
     others. This is what a scheduled tick calls.
     """
-    deadline = time.monotonic() + budget_seconds
+    return due_messages(app, budget_seconds).messages
+
+
+def due_messages(app: AppBase, budget_seconds: float | None) -> WorkDone:
+    """:func:`run_due_messages`, telling the workflows run too (``None``: no
+    budget)."""
+    deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
     queues = list(registry_of(app).queues.values())
-    ran = 0
-    while queues and time.monotonic() < deadline:
+    total = WorkDone()
+    while queues:
         busy = []
         for queue in queues:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            done = queue.work(left, batch_size=10)
-            ran += done
-            if done:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return total
+            done = queue.work_batches(left, batch_size=10)
+            total.add(done)
+            if done.messages:
                 busy.append(queue)
         queues = busy
-    return ran
+    return total
 
 
 def make_queue(

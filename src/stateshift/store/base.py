@@ -48,8 +48,11 @@ class Tx(ABC):
         """Run one statement and return the number of rows it changed."""
 
     @abstractmethod
-    def executemany(self, sql: str, rows: Sequence[Params]) -> None:
-        """Run one statement once per parameter row."""
+    def executemany(self, sql: str, rows: Sequence[Params]) -> int:
+        """Run one statement once per parameter row; return the rows changed.
+
+        The count is the sum over every parameter row, as both drivers give it.
+        """
 
     @abstractmethod
     def fetchone(self, sql: str, params: Params = ()) -> Row | None:

@@ -71,9 +71,10 @@ class PostgresTx(Tx):
             self._cursor.execute(self._store.sql(sql), params)
             return int(self._cursor.rowcount)
 
-    def executemany(self, sql: str, rows: Sequence[Params]) -> None:
+    def executemany(self, sql: str, rows: Sequence[Params]) -> int:
         with _translated_errors():
             self._cursor.executemany(self._store.sql(sql), rows)
+            return int(self._cursor.rowcount)
 
     def fetchone(self, sql: str, params: Params = ()) -> Row | None:
         with _translated_errors():

@@ -111,9 +111,9 @@ class SQLiteTx(Tx):
         with _translated_errors():
             return self._connection.execute(self._store.sql(sql), params).rowcount
 
-    def executemany(self, sql: str, rows: Sequence[Params]) -> None:
+    def executemany(self, sql: str, rows: Sequence[Params]) -> int:
         with _translated_errors():
-            self._connection.executemany(self._store.sql(sql), rows)
+            return self._connection.executemany(self._store.sql(sql), rows).rowcount
 
     def fetchone(self, sql: str, params: Params = ()) -> Row | None:
         with _translated_errors():

@@ -77,9 +77,9 @@ class _EachAlone(Tx):
         with self.store.transaction() as tx:
             return tx.execute(sql, params)
 
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
         with self.store.transaction() as tx:
-            tx.executemany(sql, rows)
+            return tx.executemany(sql, rows)
 
     def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         with self.store.transaction() as tx:

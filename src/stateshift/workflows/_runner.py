@@ -274,6 +274,15 @@ def run_due(app: WorkflowsMixin, budget_seconds: float | None) -> IdleSummary:
             # than claim it again and again.
             exhausted = True
             break
+    return summary_of(counts, _placement.next_wake_at(app), exhausted)
+
+
+def summary_of(
+    counts: Counter[str],
+    next_wake_at: float | None = None,
+    budget_exhausted: bool = False,
+) -> IdleSummary:
+    """A summary of invocations counted by outcome."""
     return IdleSummary(
         ran=sum(counts.values()),
         finished=counts[FINISHED],
@@ -281,6 +290,6 @@ def run_due(app: WorkflowsMixin, budget_seconds: float | None) -> IdleSummary:
         released=counts[RELEASED],
         lease_lost=counts[LEASE_LOST],
         interrupted=counts[INTERRUPTED],
-        next_wake_at=_placement.next_wake_at(app),
-        budget_exhausted=exhausted,
+        next_wake_at=next_wake_at,
+        budget_exhausted=budget_exhausted,
     )

@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -352,7 +353,7 @@ class WorkflowsMixin:
         Never sleeps: returns as soon as nothing is due, telling when the
         next timer is (``next_wake_at``, on the app clock).
         """
-        from stateshift.workflows._runner import run_due
+        from stateshift.workflows._runner import run_due, summary_of
 
         wake_at = self._before_due_work()
         total: IdleSummary | None = None
@@ -362,8 +363,10 @@ class WorkflowsMixin:
             total = summary if total is None else _added(total, summary)
             # Messages may start or wake workflows, and workflows may enqueue
             # messages: go round until a pass finds no message due.
-            ran = self._run_due_messages(None)
+            ran, started = self._run_due_messages(None)
             messages += ran
+            if started:
+                total = _added(summary_of(started), total)
             if not ran:
                 break
         return _sooner(dataclasses.replace(total, messages=messages), wake_at)
@@ -377,18 +380,24 @@ class WorkflowsMixin:
         """
         seconds = optional_seconds(budget, name="budget")
         assert seconds is not None
-        from stateshift.workflows._runner import run_due
+        from stateshift.workflows._runner import run_due, summary_of
 
         deadline = time.monotonic() + seconds
         wake_at = self._before_due_work()
         summary = run_due(self, seconds)
         left = deadline - time.monotonic()
-        messages = self._run_due_messages(left) if left > 0 else 0
+        messages = 0
+        if left > 0:
+            messages, started = self._run_due_messages(left)
+            if started:
+                summary = _added(summary_of(started), summary)
         return _sooner(dataclasses.replace(summary, messages=messages), wake_at)
 
     if TYPE_CHECKING:
 
-        def _run_due_messages(self, budget_seconds: float | None) -> int:
+        def _run_due_messages(
+            self, budget_seconds: float | None
+        ) -> tuple[int, Counter[str]]:
             """Run due queue messages (stateshift.app.AppBase, events layer)."""
 
     def _before_due_work(self) -> float | None:

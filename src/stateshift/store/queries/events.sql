@@ -39,6 +39,16 @@ INSERT INTO {p}queue_messages
 VALUES (?, ?, ?, ?, ?, ?, ?, 'ready', {now} + ?, 0, ?, {now}, ?)
 ON CONFLICT (queue, dedup_id) DO NOTHING
 
+-- name: queue_insert_alone
+-- The insert on its own (one round trip): no row back when the dedup id is
+-- taken.
+INSERT INTO {p}queue_messages
+    (id, queue, task, args, msg_key, priority, dedup_id, status, visible_at,
+     attempts, max_attempts, created_at, residency)
+VALUES (?, ?, ?, ?, ?, ?, ?, 'ready', {now} + ?, 0, ?, {now}, ?)
+ON CONFLICT (queue, dedup_id) DO NOTHING
+RETURNING id
+
 -- name: queue_find_dedup
 SELECT id FROM {p}queue_messages WHERE queue = ? AND dedup_id = ?
 
@@ -87,6 +97,35 @@ UPDATE {p}queue_messages
 SET status = 'in_flight', visible_at = {now} + ?, attempts = attempts + 1,
     lease_token = ?, lease_owner = ?, claimed_at = {now}
 WHERE id = ?
+
+-- name: queue_claim_batch
+-- A claim in one statement, for a queue without limits: the candidates of
+-- queue_candidates (same residency filter), claimed as they are picked.
+-- ``attempts`` comes back counted with this claim.
+UPDATE {p}queue_messages
+SET status = 'in_flight', visible_at = {now} + ?, attempts = attempts + 1,
+    lease_token = ?, lease_owner = ?, claimed_at = {now}
+WHERE seq IN (
+    SELECT seq FROM {p}queue_messages
+    WHERE queue = ? AND status IN ('ready', 'in_flight') AND visible_at <= {now}
+      AND (CAST(? AS TEXT) = '*' OR instr(?, ',' || residency || ',') > 0)
+    ORDER BY priority DESC, seq
+    LIMIT ?)
+RETURNING seq, id, msg_key, task, args, attempts, max_attempts, residency, priority
+
+-- name: queue_claim_batch@postgresql
+-- SKIP LOCKED: concurrent claimers pass over each other's picks.
+UPDATE {p}queue_messages
+SET status = 'in_flight', visible_at = {now} + ?, attempts = attempts + 1,
+    lease_token = ?, lease_owner = ?, claimed_at = {now}
+WHERE seq IN (
+    SELECT seq FROM {p}queue_messages
+    WHERE queue = ? AND status IN ('ready', 'in_flight') AND visible_at <= {now}
+      AND (CAST(? AS TEXT) = '*' OR strpos(?, ',' || residency || ',') > 0)
+    ORDER BY priority DESC, seq
+    LIMIT ?
+    FOR UPDATE SKIP LOCKED)
+RETURNING seq, id, msg_key, task, args, attempts, max_attempts, residency, priority
 
 -- name: queue_ack
 UPDATE {p}queue_messages
