@@ -114,14 +114,21 @@ def insert_with(
     lease_seconds = app.settings.lease_seconds
     # Taken before the insert: the leases run from a moment after it.
     fresh_until = time.monotonic() + lease_seconds / 3
+    engine = app._workflow_engine
+    # Held from before the insert, as app.run does: no claim of this process
+    # that takes back old leases may take these while they run here.
+    for item in prepared:
+        engine.hold(item.row[0])
     try:
         with store.transaction() as tx:
             first(tx)
             if tx.executemany(store.queries("workflows")["insert"], rows) != len(rows):
                 raise _Taken
     except _Taken:
+        _drop(app, prepared)
         return None
     except Exception:
+        _drop(app, prepared)
         _reclaim_soon(app)
         raise
     return Started(prepared, fresh_until)
@@ -141,12 +148,17 @@ def run_started(
             if stale or (remaining is not None and remaining <= 0):
                 counts[RELEASED] += _release(app, items[index:])
                 break
-            counts[_run_one(app, item, invocation, started.fresh_until)] += 1
+            try:
+                counts[_run_one(app, item, invocation, started.fresh_until)] += 1
+            finally:
+                app._workflow_engine.drop(item.row[0])
     except BaseException:
         # Whatever was not run stays leased to this worker: its next claim
         # takes those back at once instead of waiting out the lease.
         _reclaim_soon(app)
         raise
+    finally:
+        _drop(app, items)
     return counts
 
 
@@ -193,8 +205,13 @@ def _release(app: WorkflowsMixin, items: Sequence[Prepared]) -> int:
 
 
 def _reclaim_soon(app: WorkflowsMixin) -> None:
-    app._workflow_engine.own_leases_reclaimed = False
-    _placement.reclaim_everywhere(app)
+    app._workflow_engine.reclaim_own_leases_again()
+
+
+def _drop(app: WorkflowsMixin, items: Sequence[Prepared]) -> None:
+    engine = app._workflow_engine
+    for item in items:
+        engine.drop(item.row[0])
 
 
 class _Taken(Exception):
