@@ -57,6 +57,52 @@ def test_workflows_run_in_parallel_up_to_the_concurrency(app: ss.App) -> None:
     assert worker.invocations == 3
 
 
+def test_threads_of_one_process_claim_each_workflow_once(app: ss.App) -> None:
+    # A worker's threads, and app.run calls on another thread, all under one
+    # worker id: none may take a workflow from another (a claim taking back
+    # "own" leases must pass over the ones this process holds).
+    ran: dict[tuple[str, int], int] = {}
+    lock = threading.Lock()
+
+    @app.step()
+    def record(workflow_id: str, n: int) -> int:
+        with lock:
+            ran[(workflow_id, n)] = ran.get((workflow_id, n), 0) + 1
+        time.sleep(0.01)
+        return n
+
+    @app.workflow()
+    def two_steps(workflow_id: str) -> int:
+        return record(workflow_id, 1) + record(workflow_id, 2)  # type: ignore[no-any-return]
+
+    queued = [f"queued-{n}" for n in range(24)]
+    for workflow_id in queued:
+        app.start(two_steps, workflow_id, workflow_id=workflow_id)
+    inline = [f"inline-{n}" for n in range(8)]
+    worker = Worker(app, concurrency=4, max_sleep=0.05)
+    thread = run_in_thread(worker)
+    try:
+        for workflow_id in inline:
+            handle = app.run(two_steps, workflow_id, workflow_id=workflow_id)
+            assert handle.result(timeout=10) == 3
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not all(
+            app.status(w).status.finished for w in queued
+        ):
+            time.sleep(0.02)
+    finally:
+        worker.stop()
+        thread.join(10)
+    assert not thread.is_alive()
+    everything = queued + inline
+    assert {w: app.status(w).status for w in everything} == {
+        w: ss.WorkflowStatus.SUCCEEDED for w in everything
+    }
+    assert ran == {(w, n): 1 for w in everything for n in (1, 2)}
+    assert [w for w in everything if app.status(w).recoveries] == []
+    assert worker.invocations == len(queued)
+
+
 def test_stop_hands_a_workflow_back_between_steps(app: ss.App) -> None:
     entered = threading.Event()
 
