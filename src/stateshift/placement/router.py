@@ -18,12 +18,13 @@ stale item and writers never write beside a moved copy.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -38,8 +39,19 @@ from stateshift.placement.policy import (
 )
 from stateshift.placement.shards import ShardMap, shard_ids_for
 from stateshift.store import Store, Tx, open_store
+from stateshift.store.base import Row
 
-__all__ = ["Placement", "Routed", "forward_rows", "key_lock_id", "lock_keys", "stays"]
+__all__ = [
+    "ForwardRows",
+    "Placement",
+    "Routed",
+    "forward_rows",
+    "forward_select_sql",
+    "key_lock_id",
+    "lock_keys",
+    "parse_forward_rows",
+    "stays",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -322,15 +334,45 @@ class Placement:
         (and under the same key lock) as the data. No policy check: the
         caller has made it.
         """
+        with self.follow_fetch(
+            region,
+            shard_id,
+            partition_key,
+            lambda store, tx: (None, _forward_rows(tx, [partition_key])),
+            tag=tag,
+            write=write,
+        ) as (routed, _):
+            yield routed
+
+    @contextmanager
+    def follow_fetch(
+        self,
+        region: str,
+        shard_id: str,
+        partition_key: str,
+        fetch: Callable[[Store, Tx], tuple[T, ForwardRows]],
+        *,
+        tag: str = "",
+        write: bool,
+    ) -> Iterator[tuple[Routed, T]]:
+        """Like :meth:`follow`, with a first read that brings the forwarding rows.
+
+        ``fetch`` runs after the key lock and returns what it read together
+        with the forwarding rows of ``partition_key`` (and the region map
+        marker), read by the same statement: one round trip for both, and
+        its snapshot is taken after the lock was granted, so a switch that
+        committed before is seen. On a shard that no longer answers,
+        ``fetch`` may have locked rows there; the transaction ends at once.
+        """
         via: str | None = None
         for _ in range(_MAX_HOPS):
             store = self.shard_store(region, shard_id)
             with store.transaction() if write else store.read() as tx:
                 _lock_keys(store, tx, [partition_key])
-                rows = _forward_rows(tx, [partition_key])
+                value, rows = fetch(store, tx)
                 hop = _next_hop(rows, partition_key, shard_id, via)
                 if hop is None:
-                    yield Routed(tx, store, region, shard_id, tag)
+                    yield Routed(tx, store, region, shard_id, tag), value
                     return
             shard_id, via, new_urls = hop
             self._learn(region, new_urls)
@@ -355,12 +397,34 @@ class Placement:
         transaction), so the answer is kept; otherwise ``read`` runs again
         on the next shard.
         """
+
+        def fetch(store: Store) -> tuple[T, ForwardRows]:
+            with store.read() as tx:
+                value = read(store, tx)
+                return value, _forward_rows(tx, [partition_key])
+
+        return self.read_key_alone(region, shard_id, partition_key, fetch)
+
+    def read_key_alone(
+        self,
+        region: str,
+        shard_id: str,
+        partition_key: str,
+        fetch: Callable[[Store], tuple[T, ForwardRows]],
+    ) -> T:
+        """Like :meth:`read_key`, ``fetch`` bringing the forwarding rows itself.
+
+        ``fetch`` reads the data and the forwarding rows of
+        ``partition_key`` (with the region map marker) in one snapshot,
+        typically one statement outside any transaction
+        (:meth:`Store.read_alone` over a query that adds
+        :func:`forward_select_sql`): the rows it returns for a shard that
+        still answers are that shard's current ones.
+        """
         via: str | None = None
         for _ in range(_MAX_HOPS):
             store = self.shard_store(region, shard_id)
-            with store.read() as tx:
-                value = read(store, tx)
-                rows = _forward_rows(tx, [partition_key])
+            value, rows = fetch(store)
             hop = _next_hop(rows, partition_key, shard_id, via)
             if hop is None:
                 return value
@@ -402,12 +466,15 @@ def _lock_keys(store: Store, tx: Tx, partition_keys: Sequence[str]) -> None:
     # SQLite serializes writers and gives readers one snapshot; PostgreSQL
     # needs the lock so that a rebalance cannot switch the key between our
     # reading its forwarding row and our reading (or writing) its rows.
+    # It is a statement of its own, never folded into the read after it: a
+    # statement's snapshot is taken when it starts, before a lock it waits
+    # for is granted. The ids are integers we computed, written as literals
+    # so the statement has no parameters and travels with the BEGIN.
     if store.dialect != "postgresql":
         return
     ids = [REGION_LOCK_ID, *(key_lock_id(key) for key in partition_keys)]
     tx.execute(
-        "SELECT " + ", ".join("pg_advisory_xact_lock_shared(?)" for _ in ids),
-        tuple(ids),
+        "SELECT " + ", ".join(f"pg_advisory_xact_lock_shared({int(i)})" for i in ids)
     )
 
 
@@ -420,14 +487,36 @@ def forward_rows(tx: Tx, partition_keys: Sequence[str]) -> ForwardRows:
 
 
 def _forward_rows(tx: Tx, partition_keys: Sequence[str]) -> ForwardRows:
-    wanted = [_MAP_MARKER, *dict.fromkeys(partition_keys)]
-    marks = ", ".join("?" for _ in wanted)
-    rows = tx.fetchall(
-        "SELECT partition_key, kind, shard_id FROM {p}placement_forward "
-        f"WHERE partition_key IN ({marks})",
-        tuple(wanted),
+    wanted = list(dict.fromkeys(partition_keys))
+    return parse_forward_rows(
+        tx.fetchall(forward_select_sql(len(wanted)), tuple(wanted))
     )
-    return {str(r[0]): (str(r[1]), str(r[2])) for r in rows}
+
+
+@functools.lru_cache(maxsize=64)
+def forward_select_sql(count: int, columns_before: int = 0) -> str:
+    """The portable query of the forwarding rows of ``count`` partition keys.
+
+    The region map marker is always included; ``?`` stands for each key.
+    With ``columns_before``, that many ``NULL`` columns come first, so the
+    query can be the second half of a ``UNION ALL`` whose first half reads
+    data (the forwarding rows are then the last three columns).
+    """
+    marks = ", ".join("?" for _ in range(count))
+    nulls = "NULL, " * columns_before
+    return (
+        f"SELECT {nulls}partition_key, kind, shard_id FROM {{p}}placement_forward "
+        f"WHERE partition_key IN ('{_MAP_MARKER}'{', ' if count else ''}{marks})"
+    )
+
+
+def parse_forward_rows(rows: Iterable[Row]) -> ForwardRows:
+    """Forwarding rows from the last three columns of ``rows``.
+
+    Rows whose third column from the end is ``NULL`` (the data half of a
+    ``UNION ALL`` built with :func:`forward_select_sql`) are skipped.
+    """
+    return {str(r[-3]): (str(r[-2]), str(r[-1])) for r in rows if r[-3] is not None}
 
 
 def stays(rows: ForwardRows, partition_key: str, shard_id: str) -> bool:

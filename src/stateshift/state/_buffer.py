@@ -111,8 +111,12 @@ class StateBuffer:
         missing = [k for k in keys if (namespace, k) not in self.tracked]
         if missing:
             now = self.now()
-            with self.rows.store.read() as tx:
-                found = self.rows.read_many(tx, namespace, missing)
+            # No forwarding rows here: the commit checks them under the lock.
+            found = {
+                key: item
+                for _, items, _ in self.rows.read_many_alone(namespace, missing)
+                for key, item in items.items()
+            }
             for key in missing:
                 stored = found.get(key)
                 where = placed.get(key, (key, ""))

@@ -30,9 +30,10 @@ from typing import TYPE_CHECKING, TypeVar
 from stateshift.errors import StoreError
 from stateshift.placement.policy import UNTAGGED
 from stateshift.placement.registry import Attached, TableSpec, register_table
-from stateshift.placement.router import forward_rows, lock_keys, stays
+from stateshift.placement.router import ForwardRows, forward_rows, lock_keys, stays
 from stateshift.placement.scope import current_home, inherited_tag
 from stateshift.store import Store, Tx
+from stateshift.store.base import Row
 from stateshift.unit import Unit
 
 if TYPE_CHECKING:
@@ -40,9 +41,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ItemRoute",
-    "moving_keys",
+    "moving_among",
     "open_item",
-    "read_item",
+    "open_locked_item",
+    "read_item_alone",
     "route_item",
     "stored_tag",
     "unsettled",
@@ -179,24 +181,52 @@ def open_item(
         yield routed.store, routed.tx
 
 
-def read_item(
-    placement: Placement, route: ItemRoute, read: Callable[[Store, Tx], T]
+@contextmanager
+def open_locked_item(
+    placement: Placement,
+    route: ItemRoute,
+    lock: Callable[[Store, Tx], tuple[Row | None, ForwardRows]],
+) -> Iterator[tuple[Store, Tx, Row | None]]:
+    """A write transaction on the shard that answers for the item, its row locked.
+
+    Like :func:`open_item` with ``write=True``; ``lock`` locks and reads
+    the item's row in the same statement as its forwarding rows (after
+    the key's advisory lock, which stays a statement of its own).
+    """
+    with placement.follow_fetch(
+        route.region,
+        route.shard_id,
+        route.partition_key,
+        lock,
+        tag=route.tag,
+        write=True,
+    ) as (routed, row):
+        yield routed.store, routed.tx, row
+
+
+def read_item_alone(
+    placement: Placement,
+    route: ItemRoute,
+    read: Callable[[Store], tuple[T, ForwardRows]],
 ) -> T:
     """Run ``read`` on the shard that answers for ``route``'s item now.
 
-    While a rebalance moves the item's partition key, that can be another
-    shard than ``route.store`` (see :meth:`Placement.read_key`).
+    ``read`` brings the item and its forwarding rows in one snapshot (one
+    statement); a shard that no longer answers is left for the next one
+    (see :meth:`Placement.read_key_alone`).
     """
-    return placement.read_key(route.region, route.shard_id, route.partition_key, read)
+    return placement.read_key_alone(
+        route.region, route.shard_id, route.partition_key, read
+    )
 
 
-def moving_keys(tx: Tx, routes: Sequence[ItemRoute]) -> set[str]:
+def moving_among(rows: ForwardRows, routes: Sequence[ItemRoute]) -> set[str]:
     """Partition keys among ``routes`` their shard no longer answers for.
 
-    Call it in the reading transaction, after the read: rows read for the
-    other keys were the current ones.
+    ``rows`` are the forwarding rows of their partition keys, read in the
+    snapshot the items were read in (the same statement): rows read for
+    the other keys were then the current ones.
     """
-    rows = forward_rows(tx, [route.partition_key for route in routes])
     if not rows:
         return set()
     return {

@@ -18,15 +18,41 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from stateshift.state.blobs import BlobStore
-from stateshift.store.base import Store, Tx
+from stateshift.errors import DeserializationError
+from stateshift.placement.router import (
+    ForwardRows,
+    forward_select_sql,
+    parse_forward_rows,
+)
+from stateshift.state.blobs import BlobStore, DatabaseBlobStore
+from stateshift.store.base import Row, Store, Tx
 
 Check = Callable[[int, int], None]
 """Called with (raw version, visible version) of the locked row; may raise."""
 
 logger = logging.getLogger(__name__)
 
-_BATCH = 32  # keys per read_items query: one fixed text, so one cached plan
+_BATCH = 32  # keys per batch read: one fixed text, so one cached plan
+
+# The item half of a one-statement read: the row and, for a large value in
+# the database's own blob table, its blob, so both come from one snapshot.
+# Tombstones and expired rows are returned too: a unit needs their version,
+# and the caller decides visibility by the rule the scans use. The residency
+# tag is returned for the caller to check against the policy.
+_JOINED = (
+    "SELECT i.key, i.version, i.value, i.blob_ref, i.expires_at, i.residency, "
+    "b.data{nulls} FROM {{p}}state_items i "
+    "LEFT JOIN {{p}}state_blobs b ON b.blob_ref = i.blob_ref "
+    "WHERE i.namespace = ? AND i.key IN ({keys})"
+)
+_JOINED_COLUMNS = 7
+
+
+class _NotRead:
+    """Marks a write whose row has not been locked and read yet."""
+
+
+NOT_READ = _NotRead()
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,32 +89,104 @@ class ItemRows:
         self.blobs = blobs
         self.threshold_bytes = threshold_bytes
         self.q = store.queries("state")
-        self._read_items = self.q["read_items"].replace(
-            "{keys}", ", ".join("?" * _BATCH)
+        # Texts built once per store: the statement cache keys on them.
+        self._read_one_routed = _joined(1, forward=1)
+        self._read_batch_routed = _joined(_BATCH, forward=_BATCH)
+        self._read_batch = _joined(_BATCH, forward=0)
+        # The named text may end in a comment: the parenthesis needs its line.
+        self._lock_routed = (
+            f"WITH item AS (\n{self.q['lock_item']}\n) SELECT *, NULL, NULL, NULL "
+            f"FROM item UNION ALL {forward_select_sql(1, columns_before=4)}"
+        )
+        # Only the store's own blob table can be joined into the read.
+        self._blobs_joined = (
+            isinstance(blobs, DatabaseBlobStore) and blobs.store is store
         )
 
     # --- reads ------------------------------------------------------------
 
-    def read(self, tx: Tx, namespace: str, key: str) -> StoredItem | None:
-        """The row of ``key`` (tombstones and expired rows included)."""
-        row = tx.fetchone(self.q["read_item"], (namespace, key))
-        if row is None:
-            return None
-        return self._stored(tx, key, row[0], row[1], row[2], row[3], row[4])
+    def read_alone(
+        self, namespace: str, key: str, partition_key: str
+    ) -> tuple[StoredItem | None, ForwardRows]:
+        """The row of ``key`` and the forwarding rows of its partition key.
 
-    def read_many(
-        self, tx: Tx, namespace: str, keys: Sequence[str]
-    ) -> dict[str, StoredItem]:
-        """Rows of ``keys`` that exist, by key."""
-        found: dict[str, StoredItem] = {}
+        One statement outside any transaction: one round trip, and one
+        snapshot for the item, its blob and the forwarding rows.
+        """
+        rows = self.store.read_alone(
+            self._read_one_routed, (namespace, key, partition_key)
+        )
+        found = self._joined_items(rows)
+        return found.get(key), parse_forward_rows(rows)
+
+    def read_many_alone(
+        self,
+        namespace: str,
+        keys: Sequence[str],
+        partition_keys: Sequence[str] | None = None,
+    ) -> list[tuple[list[str], dict[str, StoredItem], ForwardRows]]:
+        """Rows of ``keys`` that exist, with the forwarding rows of ``partition_keys``.
+
+        ``partition_keys[i]`` is the partition key of ``keys[i]``. One
+        statement outside any transaction per batch of keys; each batch's
+        items and forwarding rows come from one snapshot, so they are
+        returned batch by batch: ``(keys, items by key, forwarding rows)``.
+        Without ``partition_keys`` no forwarding row is read.
+        """
+        batches: list[tuple[list[str], dict[str, StoredItem], ForwardRows]] = []
         for start in range(0, len(keys), _BATCH):
             chunk = list(keys[start : start + _BATCH])
             padded = chunk + [chunk[-1]] * (_BATCH - len(chunk))
-            for row in tx.fetchall(self._read_items, (namespace, *padded)):
-                key = str(row[0])
-                found[key] = self._stored(
-                    tx, key, row[1], row[2], row[3], row[4], row[5]
+            if partition_keys is None:
+                rows = self.store.read_alone(self._read_batch, (namespace, *padded))
+                batches.append((chunk, self._joined_items(rows), {}))
+                continue
+            wanted = list(dict.fromkeys(partition_keys[start : start + _BATCH]))
+            wanted += [wanted[-1]] * (_BATCH - len(wanted))
+            rows = self.store.read_alone(
+                self._read_batch_routed, (namespace, *padded, *wanted)
+            )
+            batches.append((chunk, self._joined_items(rows), parse_forward_rows(rows)))
+        return batches
+
+    def _joined_items(
+        self, rows: Sequence[Row], tx: Tx | None = None
+    ) -> dict[str, StoredItem]:
+        """Items of rows read with their joined blob (forwarding rows skipped).
+
+        A blob of another blob store is read from it (in ``tx`` when given).
+        Dicts keep the rows' order.
+        """
+        found: dict[str, StoredItem] = {}
+        for row in rows:
+            if row[0] is None:
+                continue  # a forwarding row
+            key, blob_ref = str(row[0]), row[3]
+            if blob_ref is not None and not self._blobs_joined:
+                if tx is not None:
+                    stored = self._stored(
+                        tx, key, row[1], row[2], blob_ref, row[4], row[5]
+                    )
+                else:
+                    with self.store.read() as own:
+                        stored = self._stored(
+                            own, key, row[1], row[2], blob_ref, row[4], row[5]
+                        )
+            else:
+                if blob_ref is not None and row[6] is None:
+                    raise DeserializationError(
+                        f"the blob {blob_ref} of a state item is missing from the store"
+                    )
+                data = row[6] if blob_ref is not None else row[2]
+                expiry = None if row[4] is None else float(row[4])
+                stored = StoredItem(
+                    key,
+                    int(row[1]),
+                    None if data is None else bytes(data),
+                    expiry,
+                    str(row[5] or ""),
                 )
+            found[key] = stored
         return found
 
     def scan(
@@ -111,7 +209,7 @@ class ItemRows:
             rows = tx.fetchall(
                 self.q["scan_range"], (namespace, after, start, end, now, limit)
             )
-        return [self._stored(tx, str(r[0]), r[1], r[2], r[3], r[4], r[5]) for r in rows]
+        return list(self._joined_items(rows, tx).values())
 
     def _stored(
         self,
@@ -141,6 +239,19 @@ class ItemRows:
 
     # --- writes -----------------------------------------------------------
 
+    def lock_routed(
+        self, tx: Tx, namespace: str, key: str, partition_key: str
+    ) -> tuple[Row | None, ForwardRows]:
+        """Lock the row of ``key`` and read the forwarding rows, in one statement.
+
+        Returns what :meth:`write` takes as ``locked`` (the ``lock_item``
+        row, or ``None``) and the forwarding rows of ``partition_key``. Run
+        it after the key's advisory lock, in a statement of its own.
+        """
+        rows = tx.fetchall(self._lock_routed, (namespace, key, partition_key))
+        item = next((row[:4] for row in rows if row[0] is not None), None)
+        return item, parse_forward_rows(rows)
+
     def write(
         self,
         tx: Tx,
@@ -153,17 +264,22 @@ class ItemRows:
         check: Check,
         new_version: int | None = None,
         placed: tuple[str, str] | None = None,
+        locked: Row | None | _NotRead = NOT_READ,
     ) -> WriteResult:
         """Write ``data`` to ``key`` (``None`` deletes it) after ``check``.
 
         ``new_version`` defaults to the row's version plus one; a unit that
         wrote the key several times passes the version it promised.
         ``placed`` is ``(partition key, residency tag)``; by default the key
-        itself, untagged.
+        itself, untagged. ``locked`` is the row :meth:`lock_routed` already
+        locked in ``tx`` (``None``: there was none), saving a round trip.
         """
         placed = placed or (key, "")
         for _ in range(3):
-            row = tx.fetchone(self.q["lock_item"], (namespace, key))
+            if isinstance(locked, _NotRead):
+                row = tx.fetchone(self.q["lock_item"], (namespace, key))
+            else:
+                row, locked = locked, NOT_READ
             if row is None:
                 check(0, 0)
                 if data is None:
@@ -302,3 +418,15 @@ def remove_blobs_later(blobs: BlobStore, blob_refs: Iterable[str]) -> None:
                 blobs,
                 exc_info=True,
             )
+
+
+def _joined(keys: int, *, forward: int) -> str:
+    """The one-statement read of ``keys`` items and ``forward`` partition keys."""
+    marks = ", ".join("?" for _ in range(keys))
+    if not forward:
+        return _JOINED.format(nulls="", keys=marks)
+    return (
+        _JOINED.format(nulls=", NULL, NULL, NULL", keys=marks)
+        + " UNION ALL "
+        + forward_select_sql(forward, columns_before=_JOINED_COLUMNS)
+    )

@@ -66,6 +66,11 @@ class DatabaseBlobStore(BlobStore):
     def __init__(self, store: Store) -> None:
         self._store = store
 
+    @property
+    def store(self) -> Store:
+        """The store whose table holds the blobs."""
+        return self._store
+
     def write(self, tx: Tx, blob_ref: str, data: bytes) -> None:
         query = self._store.queries("state")["put_blob"]
         tx.execute(query, (blob_ref, data, time.time()))

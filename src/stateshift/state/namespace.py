@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from stateshift._durations import Duration, to_seconds
 from stateshift.errors import ConflictError
+from stateshift.placement.router import ForwardRows
 from stateshift.state._buffer import StateBuffer, Tracked
 from stateshift.state._keys import (
     DEFAULT_UPDATE_ATTEMPTS,
@@ -34,15 +35,17 @@ from stateshift.state._keys import (
 )
 from stateshift.state._placement import (
     ItemRoute,
-    moving_keys,
+    moving_among,
     open_item,
-    read_item,
+    open_locked_item,
+    read_item_alone,
     route_item,
     stored_tag,
     unsettled,
 )
 from stateshift.state._rows import ItemRows, StoredItem, remove_blobs_later
 from stateshift.store import Store, Tx
+from stateshift.store.base import Row
 from stateshift.unit import current_unit
 
 if TYPE_CHECKING:
@@ -168,17 +171,20 @@ class Namespace(Generic[T]):
         moving: list[str] = []
         for keys_here in by_store.values():
             rows = self._rows(routes[keys_here[0]])
-            here_routes = [routes[key] for key in keys_here]
-            with rows.store.read() as tx:
-                stored = rows.read_many(tx, self.name, keys_here)
-                away = moving_keys(tx, here_routes)
-            keys_now = [k for k in keys_here if routes[k].partition_key not in away]
-            moving += [k for k in keys_here if routes[k].partition_key in away]
-            for key in keys_now:
-                row = stored.get(key)
-                if row is not None and row.visible(now):
-                    self._check_found(routes[key], row.residency)
-                    found[key] = self._item(row)
+            batches = rows.read_many_alone(
+                self.name, keys_here, [routes[key].partition_key for key in keys_here]
+            )
+            # Each batch's items and forwarding rows share one snapshot.
+            for batch, stored, forwarding in batches:
+                away = moving_among(forwarding, [routes[key] for key in batch])
+                moving += [k for k in batch if routes[k].partition_key in away]
+                for key in batch:
+                    row = stored.get(key)
+                    if routes[key].partition_key in away:
+                        continue
+                    if row is not None and row.visible(now):
+                        self._check_found(routes[key], row.residency)
+                        found[key] = self._item(row)
         for key in moving:
             item = self._read(key, routes[key])
             if item is not None:
@@ -299,7 +305,7 @@ class Namespace(Generic[T]):
                     best[row.key] = row
         for key, (route, moved_key) in recheck.items():
             again = self._route(key, route.tag or None, moved_key, "read")
-            current = read_item(placement, again, self._reader(key))
+            current = read_item_alone(placement, again, self._reader(key, again))
             if current is not None and current.visible(now):
                 best[key] = current
             else:
@@ -507,7 +513,7 @@ class Namespace(Generic[T]):
             if hit is not None:
                 version, data, expires_at = hit
                 return Item(key, self._decode(key, data), version, expires_at)
-        stored = read_item(self._app.placement, route, self._reader(key))
+        stored = read_item_alone(self._app.placement, route, self._reader(key, route))
         if stored is None or not stored.visible(now):
             return None
         self._check_found(route, stored.residency)
@@ -518,9 +524,12 @@ class Namespace(Generic[T]):
             )
         return self._item(stored)
 
-    def _reader(self, key: str) -> Callable[[Store, Tx], StoredItem | None]:
-        def read(store: Store, tx: Tx) -> StoredItem | None:
-            return self._app._state_rows_for(store).read(tx, self.name, key)
+    def _reader(
+        self, key: str, route: ItemRoute
+    ) -> Callable[[Store], tuple[StoredItem | None, ForwardRows]]:
+        def read(store: Store) -> tuple[StoredItem | None, ForwardRows]:
+            rows = self._app._state_rows_for(store)
+            return rows.read_alone(self.name, key, route.partition_key)
 
         return read
 
@@ -544,7 +553,12 @@ class Namespace(Generic[T]):
             if expected is not None and visible != expected:
                 raise ConflictError(self.name, key, expected, visible)
 
-        with open_item(self._app.placement, route, write=True) as (store, tx):
+        def lock(store: Store, tx: Tx) -> tuple[Row | None, ForwardRows]:
+            rows = self._app._state_rows_for(store)
+            return rows.lock_routed(tx, self.name, key, route.partition_key)
+
+        placement = self._app.placement
+        with open_locked_item(placement, route, lock) as (store, tx, locked):
             rows = self._app._state_rows_for(store)
             result = rows.write(
                 tx,
@@ -555,6 +569,7 @@ class Namespace(Generic[T]):
                 now=now,
                 check=check,
                 placed=_placed(route),
+                locked=locked,
             )
         remove_blobs_later(rows.blobs, result.removed_blobs)
         if result.changed and self.cache is not None:

@@ -136,6 +136,16 @@ class Store(ABC):
         with self.transaction() as tx:
             return tx.fetchall(sql, params)
 
+    def read_alone(self, sql: str, params: Params = ()) -> list[Row]:
+        """Run one query outside any transaction; return its rows.
+
+        One statement sees one snapshot on both backends, so a query that
+        reads several tables (state items with their forwarding rows) gets
+        a consistent answer in a single round trip on PostgreSQL.
+        """
+        with self.read() as tx:
+            return tx.fetchall(sql, params)
+
     # --- SQL text ---------------------------------------------------------
 
     def sql(self, text: str) -> str:

@@ -58,33 +58,62 @@ def redact(url: str) -> str:
 
 
 class PostgresTx(Tx):
-    """A transaction on one pooled connection."""
+    """A transaction on one pooled connection.
+
+    ``BEGIN`` is not sent on its own: it travels with the first statement
+    when that one has no parameters (the simple query protocol takes
+    several statements in one message, the extended one does not), else
+    just before it. A transaction that sends nothing costs no round trip.
+    """
 
     dialect = "postgresql"
 
-    def __init__(self, store: PostgresStore, connection: psycopg.Connection[Any]):
+    def __init__(
+        self, store: PostgresStore, connection: psycopg.Connection[Any], begin: str
+    ):
         self._store = store
         self._cursor = connection.cursor()
+        self._begin: str | None = begin
+
+    @property
+    def begun(self) -> bool:
+        """Whether ``BEGIN`` has been sent (so the block must end)."""
+        return self._begin is None
+
+    def _send(self, text: str, params: Params) -> None:
+        begin, self._begin = self._begin, None
+        if begin is not None:
+            if not params:
+                # Without parameters psycopg sends the text as it is, so the
+                # escaped percent signs of a translated text are restored.
+                self._cursor.execute(f"{begin}; {text.replace('%%', '%')}")
+                self._cursor.nextset()
+                return
+            self._cursor.execute(begin)
+        self._cursor.execute(text, params)
 
     def execute(self, sql: str, params: Params = ()) -> int:
         with _translated_errors():
-            self._cursor.execute(self._store.sql(sql), params)
+            self._send(self._store.sql(sql), params)
             return int(self._cursor.rowcount)
 
     def executemany(self, sql: str, rows: Sequence[Params]) -> int:
         with _translated_errors():
+            begin, self._begin = self._begin, None
+            if begin is not None:
+                self._cursor.execute(begin)
             self._cursor.executemany(self._store.sql(sql), rows)
             return int(self._cursor.rowcount)
 
     def fetchone(self, sql: str, params: Params = ()) -> Row | None:
         with _translated_errors():
-            self._cursor.execute(self._store.sql(sql), params)
+            self._send(self._store.sql(sql), params)
             row: Row | None = self._cursor.fetchone()
             return row
 
     def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         with _translated_errors():
-            self._cursor.execute(self._store.sql(sql), params)
+            self._send(self._store.sql(sql), params)
             rows: list[Row] = self._cursor.fetchall()
             return rows
 
@@ -146,18 +175,28 @@ class PostgresStore(Store):
         self._open()
         with _translated_errors():
             with self._pool.connection() as connection:
-                # BEGIN READ ONLY in one round trip, where a transaction block
-                # followed by SET TRANSACTION would cost two.
-                connection.execute("BEGIN" if write else "BEGIN READ ONLY")
+                # BEGIN READ ONLY in one statement, where a transaction block
+                # followed by SET TRANSACTION would cost two; the Tx sends it
+                # with its first statement.
+                begin = "BEGIN" if write else "BEGIN READ ONLY"
+                tx = PostgresTx(self, connection, begin)
                 try:
-                    yield PostgresTx(self, connection)
+                    yield tx
                 except BaseException:
-                    _rollback_quietly(connection)
+                    if tx.begun:
+                        _rollback_quietly(connection)
                     raise
-                connection.execute("COMMIT")
+                if tx.begun:
+                    connection.execute("COMMIT")
                 connection._stateshift_last_used = time.monotonic()
 
     def execute_alone(self, sql: str, params: Params = ()) -> list[Row]:
+        return self._alone(sql, params)
+
+    def read_alone(self, sql: str, params: Params = ()) -> list[Row]:
+        return self._alone(sql, params)
+
+    def _alone(self, sql: str, params: Params) -> list[Row]:
         self.ensure_schema()
         self._open()
         text = self.sql(sql)

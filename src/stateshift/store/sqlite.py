@@ -230,12 +230,19 @@ class SQLiteStore(Store):
                 connection.execute("COMMIT")
 
     def execute_alone(self, sql: str, params: Params = ()) -> list[Row]:
+        return self._alone(sql, params)
+
+    def read_alone(self, sql: str, params: Params = ()) -> list[Row]:
+        return self._alone(sql, params)
+
+    def _alone(self, sql: str, params: Params) -> list[Row]:
         self.ensure_schema()
         connection = self._connection()
         with _translated_errors():
-            # Outside BEGIN, one write statement is its own transaction and
+            # Outside BEGIN, one statement is its own transaction: a write
             # takes the write lock before it reads, waiting on the busy
-            # handler. Reading every row lets it finish and commit.
+            # handler; a read sees one snapshot. Reading every row lets it
+            # finish (and commit).
             rows: list[Row] = connection.execute(self.sql(sql), params).fetchall()
         return rows
 

@@ -38,36 +38,32 @@ SET version = ?, value = ?, blob_ref = ?, expires_at = ?, updated_at = ?,
     partition_key = ?, residency = ?
 WHERE namespace = ? AND key = ? AND version = ?
 
--- Point reads return tombstones and expired rows too: a unit needs their
--- version, and visibility is decided by the caller with the same rule as
--- the scans below (not expired, and a value present). Reads return the
--- residency tag, which the caller checks against the policy.
--- name: read_item
-SELECT version, value, blob_ref, expires_at, residency FROM {p}state_items
-WHERE namespace = ? AND key = ?
+-- Point reads (stateshift.state._rows, built there because they are joined
+-- with the forwarding rows of placement) return tombstones and expired rows
+-- too: a unit needs their version, and visibility is decided by the caller
+-- with the same rule as the scans below (not expired, and a value present).
 
--- {keys} is replaced by a fixed number of placeholders (one text, cached).
--- name: read_items
-SELECT key, version, value, blob_ref, expires_at, residency
-FROM {p}state_items
-WHERE namespace = ? AND key IN ({keys})
-
+-- Scans bring the blobs of the database's own blob table with their rows:
+-- one statement is one snapshot, where a second one (PostgreSQL, READ
+-- COMMITTED) could miss a blob that a write replaced meanwhile.
 -- name: scan_range
-SELECT key, version, value, blob_ref, expires_at, residency
-FROM {p}state_items
-WHERE namespace = ? AND key > ? AND key >= ? AND key < ?
-    AND (expires_at IS NULL OR expires_at > ?)
-    AND (value IS NOT NULL OR blob_ref IS NOT NULL)
-ORDER BY key
+SELECT i.key, i.version, i.value, i.blob_ref, i.expires_at, i.residency, b.data
+FROM {p}state_items i
+LEFT JOIN {p}state_blobs b ON b.blob_ref = i.blob_ref
+WHERE i.namespace = ? AND i.key > ? AND i.key >= ? AND i.key < ?
+    AND (i.expires_at IS NULL OR i.expires_at > ?)
+    AND (i.value IS NOT NULL OR i.blob_ref IS NOT NULL)
+ORDER BY i.key
 LIMIT ?
 
 -- name: scan_open
-SELECT key, version, value, blob_ref, expires_at, residency
-FROM {p}state_items
-WHERE namespace = ? AND key > ? AND key >= ?
-    AND (expires_at IS NULL OR expires_at > ?)
-    AND (value IS NOT NULL OR blob_ref IS NOT NULL)
-ORDER BY key
+SELECT i.key, i.version, i.value, i.blob_ref, i.expires_at, i.residency, b.data
+FROM {p}state_items i
+LEFT JOIN {p}state_blobs b ON b.blob_ref = i.blob_ref
+WHERE i.namespace = ? AND i.key > ? AND i.key >= ?
+    AND (i.expires_at IS NULL OR i.expires_at > ?)
+    AND (i.value IS NOT NULL OR i.blob_ref IS NOT NULL)
+ORDER BY i.key
 LIMIT ?
 
 -- name: expired_with_payload
