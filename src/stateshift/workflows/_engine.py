@@ -43,6 +43,21 @@ _CLAIM_COLUMNS = 11
 """Columns a claim query returns before the optional history column."""
 
 
+def _record_of(r: Sequence[Any]) -> Record:
+    """A history row as the ``history`` query returns it."""
+    return Record(
+        int(r[0]),
+        str(r[1]),
+        str(r[2]),
+        str(r[3]),
+        int(r[4]),
+        None if r[5] is None else bytes(r[5]),
+        r[6],
+        r[7],
+        r[8],
+    )
+
+
 def _history_of_json(raw: Any) -> list[Record]:
     """History rows from the ``claim_history`` column (see workflows.sql)."""
     rows = json.loads(raw) if isinstance(raw, str | bytes) else (raw or [])
@@ -104,6 +119,8 @@ class Claim:
     deadline_at: float | None
     history: list[Record]
     placed: _placement.Placed | None = None
+    fresh_until: float = 0.0
+    """Monotonic time until which its lease, set by the claim, needs no renewal."""
 
 
 @dataclass(frozen=True)
@@ -378,10 +395,102 @@ class Engine:
 
     def _claim_once(self) -> tuple[bool, Claim | None]:
         with self._claim_lock:
+            fresh_until = self._fresh_from_now()
             found, claim = self._claim_locked()
             if claim is not None:
+                claim.fresh_until = fresh_until
                 self._held.add(claim.workflow_id)
             return found, claim
+
+    def _fresh_from_now(self) -> float:
+        # Taken before the claim: its leases run from a moment after.
+        return time.monotonic() + self.app.settings.lease_seconds / 3
+
+    def claim_batch(self, limit: int) -> list[Claim]:
+        """Claim up to ``limit`` due workflows, in the order to run them.
+
+        On PostgreSQL one statement claims them all (leases that ran out
+        first, as :meth:`claim_next` would), and one query in the same
+        transaction reads their histories. Every claim is held by this
+        process from the same critical section. Elsewhere, while this
+        worker's old leases are not all back, or for ``limit`` 1, it is
+        :meth:`claim_next`: at most one.
+        """
+        while True:
+            with self._claim_lock:
+                fresh_until = self._fresh_from_now()
+                if limit > 1 and "claim_batch" in self.q:
+                    found, claims = self._claim_batch_locked(limit)
+                else:
+                    found, claim = self._claim_locked()
+                    claims = [] if claim is None else [claim]
+                for claim in claims:
+                    claim.fresh_until = fresh_until
+                    self._held.add(claim.workflow_id)
+            # Every row found may have been refused or dead: look again.
+            if claims or not found:
+                return claims
+
+    def _claim_batch_locked(self, limit: int) -> tuple[bool, list[Claim]]:
+        worker, lease = self.app.worker_id, self.app.settings.lease_seconds
+        now = self.clock()
+        if not self.own_leases_reclaimed:
+            # This worker's old leases come back one at a time, as before,
+            # each passing over the workflows this process holds.
+            own = (lease, now, worker, *self._version(), self._held_json())
+            with self.store.transaction() as tx:
+                row = tx.fetchone(self.q["claim_own"], own)
+                if row is not None:
+                    claim = self._claimed(tx, row)
+                    return True, [] if claim is None else [claim]
+            self.own_leases_reclaimed = True
+        params = (
+            *self._version(),
+            limit,
+            now,
+            *self._version(),
+            limit,
+            worker,
+            lease,
+            now,
+        )
+        with self.store.transaction() as tx:
+            rows = tx.fetchall(self.q["claim_batch"], params)
+            if not rows:
+                return False, []
+            # Lease that ran out first (tier 0), each tier in its order.
+            rows.sort(
+                key=lambda r: (int(r[_CLAIM_COLUMNS]), float(r[_CLAIM_COLUMNS + 1]))
+            )
+            claims = [
+                claim
+                for claim in (self._admitted(tx, row[:_CLAIM_COLUMNS]) for row in rows)
+                if claim is not None
+            ]
+            if claims:
+                ids = json.dumps([claim.workflow_id for claim in claims])
+                histories: dict[str, list[Record]] = {}
+                for r in tx.fetchall(self.q["histories"], (ids,)):
+                    histories.setdefault(str(r[0]), []).append(_record_of(r[1:]))
+                for claim in claims:
+                    claim.history = histories.get(claim.workflow_id, [])
+        return True, claims
+
+    def release_batch(self, claims: Sequence[Claim], due_at: float) -> None:
+        """Hand claimed workflows back as pending, each fenced by its epoch."""
+        if not claims:
+            return
+        now = self.clock()
+        store = self.store
+        if "release_batch" in self.q:
+            pairs = json.dumps([[claim.workflow_id, claim.epoch] for claim in claims])
+            store.execute_alone(self.q["release_batch"], (due_at, now, pairs))
+            return
+        with store.transaction() as tx:
+            tx.executemany(
+                self.q["release"],
+                [(due_at, now, claim.workflow_id, claim.epoch) for claim in claims],
+            )
 
     def _claim_locked(self) -> tuple[bool, Claim | None]:
         settings = self.app.settings
@@ -443,8 +552,10 @@ class Engine:
             *self._version(),
         )
         with self._claim_lock:
+            fresh_until = self._fresh_from_now()
             claim = self._claim_id_locked(params)
             if claim is not None:
+                claim.fresh_until = fresh_until
                 self._held.add(claim.workflow_id)
             return claim
 
@@ -472,6 +583,24 @@ class Engine:
 
     def _claimed(self, tx: Tx, row: Sequence[Any]) -> Claim | None:
         """Build the claim and read its history; ``None`` if it just died."""
+        claim = self._admitted(tx, row)
+        if claim is None:
+            return None
+        if len(row) > _CLAIM_COLUMNS:
+            claim.history = _history_of_json(row[_CLAIM_COLUMNS])
+            return claim
+        claim.history = [
+            _record_of(r) for r in tx.fetchall(self.q["history"], (claim.workflow_id,))
+        ]
+        return claim
+
+    def _admitted(self, tx: Tx, row: Sequence[Any]) -> Claim | None:
+        """The claim of ``row`` without its history; ``None`` if refused or dead.
+
+        A row the residency policy refuses is parked ``blocked``, one taken
+        over more than ``max_recoveries`` times ``dead``, both in ``tx`` and
+        fenced by the claim's epoch.
+        """
         claim = Claim(
             workflow_id=str(row[0]),
             name=str(row[1]),
@@ -514,23 +643,6 @@ class Engine:
                 extra={"event": "workflow.dead", "workflow_id": claim.workflow_id},
             )
             return None
-        if len(row) > _CLAIM_COLUMNS:
-            claim.history = _history_of_json(row[_CLAIM_COLUMNS])
-            return claim
-        claim.history = [
-            Record(
-                int(r[0]),
-                str(r[1]),
-                str(r[2]),
-                str(r[3]),
-                int(r[4]),
-                None if r[5] is None else bytes(r[5]),
-                r[6],
-                r[7],
-                r[8],
-            )
-            for r in tx.fetchall(self.q["history"], (claim.workflow_id,))
-        ]
         return claim
 
     def release(self, workflow_id: str, epoch: int, due_at: float) -> None:

@@ -8,6 +8,7 @@ or loses its claim. Then it settles the outcome in one transaction.
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ from stateshift.errors import (
     StoreUnavailable,
     WorkflowCancelled,
 )
+from stateshift.placement.scope import Home, home_scope
 from stateshift.workflows import _placement
 from stateshift.workflows._context import (
     Invocation,
@@ -52,6 +54,9 @@ this much later, for a worker that has the code."""
 
 NEARLY_SPENT_FRACTION = 0.05
 """``tick`` claims nothing new once less than this part of its budget is left."""
+
+BATCH_SIZE = 16
+"""``run_due`` claims up to this many due workflows at once (PostgreSQL)."""
 
 FINISHED = "finished"
 SUSPENDED = "suspended"
@@ -230,6 +235,8 @@ def _run_claim(
         parent_id=claim.parent_id,
         invocation=invocation,
     )
+    # The lease was set by the claim, which may be a while ago in a batch.
+    ctx.renew_lease_by = min(ctx.renew_lease_by, claim.fresh_until)
     args, kwargs = definition.decode_input(app.codec, claim.input)
     return execute(ctx, args, kwargs)
 
@@ -237,8 +244,11 @@ def _run_claim(
 def run_due(app: WorkflowsMixin, budget_seconds: float | None) -> IdleSummary:
     """Run due workflows until none is due (or the budget is nearly spent).
 
-    Claims go round the shards of this region, one workflow at a time, and
-    stop once every shard in a row had nothing due.
+    Claims go round the shards of this region, a batch at a time (see
+    :func:`_batch_size`), and stop once every shard in a row had nothing
+    due. The workflows of a batch run one after another; those not started
+    while their leases are fresh (a third of the lease) or within the
+    budget are handed back, pending and due at once.
     """
     engine = app._workflow_engine
     invocation = Invocation(budget_seconds)
@@ -247,6 +257,7 @@ def run_due(app: WorkflowsMixin, budget_seconds: float | None) -> IdleSummary:
     exhausted = False
     homes = _placement.claim_homes(app)
     turn = idle = 0
+    began = time.monotonic()
     while idle < len(homes):
         remaining = invocation.remaining()
         if remaining is not None and remaining <= reserve:
@@ -254,27 +265,124 @@ def run_due(app: WorkflowsMixin, budget_seconds: float | None) -> IdleSummary:
             break
         home = homes[turn % len(homes)]
         turn += 1
+        size = _batch_size(remaining, reserve, sum(counts.values()), began)
         with _placement.claiming(app, home):
-            claim = engine.claim_next()
-        if claim is None:
+            batch = engine.claim_batch(size)
+        if not batch:
             idle += 1
             continue
         idle = 0
-        with _placement.workflow_scope(home, claim.placed, claim.workflow_id):
-            try:
-                outcome, _ = run_claim(app, claim, invocation)
-            except DataErased as erased:
-                # Its input belongs to a forgotten data subject: it can
-                # never run again.
-                _placement.fail_unreadable(app, claim, erased)
-                outcome = FINISHED
-        counts[outcome] += 1
-        if outcome == RELEASED and budget_seconds is not None:
-            # Its next step cannot finish in what is left: stop here rather
-            # than claim it again and again.
+        if _run_batch(app, home, batch, invocation, reserve, counts):
             exhausted = True
             break
     return summary_of(counts, _placement.next_wake_at(app), exhausted)
+
+
+def _batch_size(remaining: float | None, reserve: float, ran: int, began: float) -> int:
+    """How many workflows to claim at once: never more than fit in the budget.
+
+    Without a budget, :data:`BATCH_SIZE`. With one, as many as the pace of
+    this call so far says fit in what is left (one, until a workflow ran).
+    """
+    if remaining is None:
+        return BATCH_SIZE
+    if not ran:
+        return 1
+    pace = (time.monotonic() - began) / ran
+    if pace <= 0:
+        return BATCH_SIZE
+    return max(1, min(BATCH_SIZE, int((remaining - reserve) / pace)))
+
+
+def _run_batch(
+    app: WorkflowsMixin,
+    home: Home,
+    batch: list[Claim],
+    invocation: Invocation,
+    reserve: float,
+    counts: Counter[str],
+) -> bool:
+    """Run a claimed batch in order; ``True`` when the budget ran out."""
+    engine = app._workflow_engine
+    budgeted = invocation.deadline is not None
+    index = 0
+    try:
+        while index < len(batch):
+            claim = batch[index]
+            remaining = invocation.remaining()
+            spent = remaining is not None and remaining <= reserve
+            # The first is run as a lone claim would be; the others only
+            # while their leases, set by the claim, need no renewal.
+            if index and (spent or time.monotonic() >= claim.fresh_until):
+                _release(app, home, batch[index:])
+                index = len(batch)
+                return spent
+            index += 1
+            outcome = _run_claimed(app, home, claim, invocation)
+            counts[outcome] += 1
+            if outcome == RELEASED and budgeted:
+                # Its next step cannot finish in what is left: stop here
+                # rather than claim it again and again.
+                _release(app, home, batch[index:])
+                index = len(batch)
+                return True
+        return False
+    finally:
+        if index < len(batch):
+            # Something escaped a run: hand the rest back (or, if even that
+            # fails, let this worker's next claim take their leases back).
+            _release_or_reclaim(app, home, batch[index:])
+        for claim in batch[index:]:
+            engine.drop(claim.workflow_id)
+
+
+def _run_claimed(
+    app: WorkflowsMixin, home: Home, claim: Claim, invocation: Invocation
+) -> str:
+    with _placement.workflow_scope(home, claim.placed, claim.workflow_id):
+        try:
+            outcome, _ = run_claim(app, claim, invocation)
+        except DataErased as erased:
+            # Its input belongs to a forgotten data subject: it can never
+            # run again.
+            _placement.fail_unreadable(app, claim, erased)
+            outcome = FINISHED
+    return outcome
+
+
+def _release(app: WorkflowsMixin, home: Home, claims: list[Claim]) -> None:
+    """Hand claims of a batch back unrun, pending and due now.
+
+    They count in no summary: they were not invoked.
+    """
+    if not claims:
+        return
+    engine = app._workflow_engine
+    try:
+        with home_scope(home):
+            engine.release_batch(claims, engine.clock())
+    finally:
+        for claim in claims:
+            engine.drop(claim.workflow_id)
+    logger.debug(
+        "handed back %d claimed workflows, unrun",
+        len(claims),
+        extra={"event": "workflow.released"},
+    )
+
+
+def _release_or_reclaim(app: WorkflowsMixin, home: Home, claims: list[Claim]) -> None:
+    try:
+        _release(app, home, claims)
+    except Exception:
+        logger.warning(
+            "could not hand back %d claimed workflows; this worker takes their "
+            "leases back on its next claim",
+            len(claims),
+            exc_info=True,
+            extra={"event": "workflow.release_failed"},
+        )
+        app._workflow_engine.reclaim_own_leases_again()
 
 
 def summary_of(

@@ -114,6 +114,56 @@ FROM {p}workflow_steps WHERE workflow_id = ? ORDER BY seq;
     FROM (SELECT * FROM {p}workflow_steps s
         WHERE s.workflow_id = {p}workflows.workflow_id ORDER BY seq))
 
+-- name: claim_batch@postgresql
+-- claim_next for many workflows in one statement (as many as the limit): leases that ran out
+-- first (oldest first), then the earliest due; a row another claim has
+-- locked is skipped. The two last columns (0 for a lease that ran out, 1
+-- for due work; then the time it ranks by) give the order to run them in.
+WITH expired AS (
+    SELECT workflow_id, 0 AS tier, lease_expires_at AS ranked_at
+    FROM {p}workflows
+    WHERE lease_expires_at < {now}
+        AND (app_version = ? OR app_version = '' OR ? = '')
+    ORDER BY lease_expires_at LIMIT CAST(? AS integer) FOR UPDATE SKIP LOCKED
+), due AS (
+    SELECT workflow_id, 1 AS tier, due_at AS ranked_at FROM {p}workflows
+    WHERE due_at <= ? AND (app_version = ? OR app_version = '' OR ? = '')
+        AND workflow_id NOT IN (SELECT workflow_id FROM expired)
+    ORDER BY due_at
+    LIMIT CAST(? AS integer) - (SELECT count(*) FROM expired)
+    FOR UPDATE SKIP LOCKED
+), picked AS (
+    SELECT * FROM expired UNION ALL SELECT * FROM due
+)
+UPDATE {p}workflows w SET status = 'running', epoch = w.epoch + 1,
+    lease_owner = ?, lease_expires_at = {now} + ?, due_at = NULL,
+    updated_at = ?,
+    recoveries = w.recoveries + CASE WHEN w.status = 'running' THEN 1 ELSE 0 END
+FROM picked WHERE w.workflow_id = picked.workflow_id
+RETURNING w.workflow_id, w.name, w.input, w.epoch, w.recoveries,
+    w.cancel_requested, w.parent_id, w.deadline_at, w.partition_key,
+    w.residency, w.data_subject, picked.tier, picked.ranked_at;
+
+-- name: histories@postgresql
+-- The histories of the workflows a claim_batch took (ids as a JSON array),
+-- read in the claim's transaction: a later statement, so it sees every step
+-- their old holders committed before the claim got their rows.
+SELECT workflow_id, seq, kind, name, status, attempts, output, error_type,
+    error_message, error_traceback
+FROM {p}workflow_steps
+WHERE workflow_id IN (SELECT jsonb_array_elements_text(CAST(? AS jsonb)))
+ORDER BY workflow_id, seq;
+
+-- name: release_batch@postgresql
+-- release for many claimed workflows in one statement, each fenced by its
+-- own epoch (pairs [workflow_id, epoch] as a JSON array).
+UPDATE {p}workflows w SET status = 'pending', due_at = ?, lease_owner = NULL,
+    lease_expires_at = NULL, updated_at = ?
+FROM (SELECT r ->> 0 AS workflow_id, CAST(r ->> 1 AS bigint) AS epoch
+    FROM jsonb_array_elements(CAST(? AS jsonb)) AS r) AS released
+WHERE w.workflow_id = released.workflow_id AND w.epoch = released.epoch
+RETURNING w.workflow_id;
+
 -- name: fence
 UPDATE {p}workflows SET lease_expires_at = {now} + ?, updated_at = ?
 WHERE workflow_id = ? AND epoch = ?
