@@ -102,7 +102,8 @@ class Report:
             f"{self.webhooks_credited} payments, {self.double_credits} credited "
             "twice (must be 0)",
             f"  webhooks in progress         {self.webhooks_in_progress}  (a "
-            "duplicate racing the first delivery; sent again later)",
+            "duplicate racing the first delivery, or a payment held by a killed "
+            "worker until its record expires; sent again later)",
             f"  order events                 {self.order_events_delivered} of "
             f"{self.order_events} delivered, {self.duplicate_event_deliveries} "
             "delivered twice (must be 0)",

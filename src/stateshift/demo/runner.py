@@ -66,6 +66,8 @@ QUIET_TIMEOUT_SECONDS = 240.0
 """A phase that is not quiet after this long counts its orders as lost."""
 DRAIN_TIMEOUT_SECONDS = 30.0
 """How long the last webhooks and order events may take after the run."""
+DRAIN_RETRY_SECONDS = 0.25
+"""Pause between rounds of redelivering webhooks still answered "in progress"."""
 
 
 @dataclass(frozen=True)
@@ -302,8 +304,9 @@ def _drain(run: _Run) -> None:
         while time.monotonic() < deadline:
             if world.provider.deliver_webhooks(region, handler, limit=50):
                 # Some may have been answered "in progress": give the
-                # holder's record a moment instead of spinning on it.
-                time.sleep(0.02)
+                # holder's record a moment (it expires within
+                # WEBHOOK_IN_PROGRESS_SECONDS) instead of spinning on it.
+                time.sleep(DRAIN_RETRY_SECONDS)
                 continue
             world.app.relay_outbox()
             # A killed worker's relay lease keeps this relay out until it
