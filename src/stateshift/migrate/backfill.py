@@ -336,24 +336,13 @@ def _take_back_own_lease(app: App, workflow_id: str) -> bool:
     from stateshift.workflows._context import Invocation
     from stateshift.workflows._runner import run_claim
 
-    engine = app._workflow_engine
-    # The engine's own "reclaim my leases at restart" query: with a worker id
-    # made for this backfill, the only lease it can find is this workflow's.
-    with app.store.transaction() as tx:
-        row = tx.fetchone(
-            engine.q["claim_own"],
-            (
-                app.settings.lease_seconds,
-                engine.clock(),
-                app.worker_id,
-                *engine._version(),
-                engine._held_json(),
-            ),
-        )
-        claim = None if row is None else engine._claimed(tx, row)
+    # With a worker id made for this backfill, the only lease the engine's
+    # "take my leases back" claim can find is this workflow's.
+    claim = app._workflow_engine.take_back_own_lease()
     if claim is None:
         return False
     if claim.workflow_id != workflow_id:
+        app._workflow_engine.drop(claim.workflow_id)
         raise BackfillFailed(
             workflow_id,
             f"worker id {app.worker_id!r} also held workflow {claim.workflow_id!r}; "

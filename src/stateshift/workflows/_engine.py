@@ -492,6 +492,28 @@ class Engine:
                 [(due_at, now, claim.workflow_id, claim.epoch) for claim in claims],
             )
 
+    def take_back_own_lease(self) -> Claim | None:
+        """Claim one workflow this worker id held when an earlier process died.
+
+        Passes over the workflows this process holds; the claim is held
+        until its run ends (``run_claim`` drops it).
+        """
+        settings = self.app.settings
+        with self._claim_lock:
+            params = (
+                settings.lease_seconds,
+                self.clock(),
+                self.app.worker_id,
+                *self._version(),
+                self._held_json(),
+            )
+            with self.store.transaction() as tx:
+                row = tx.fetchone(self.q["claim_own"], params)
+                claim = None if row is None else self._claimed(tx, row)
+            if claim is not None:
+                self._held.add(claim.workflow_id)
+            return claim
+
     def _claim_locked(self) -> tuple[bool, Claim | None]:
         settings = self.app.settings
         worker, lease = self.app.worker_id, settings.lease_seconds
