@@ -78,3 +78,54 @@ def test_a_password_provider_is_asked_for_each_new_connection() -> None:
         store.close()
         drop_schema(schema)
     assert calls
+
+
+def _url_with(path_or_user: dict[str, str]) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(POSTGRES_URL)
+    netloc = parts.netloc
+    if "user" in path_or_user:
+        host = netloc.rsplit("@", 1)[-1]
+        netloc = f"{path_or_user['user']}@{host}"
+    path = "/" + path_or_user.get("database", parts.path.lstrip("/"))
+    return urlunsplit((parts.scheme, netloc, path, parts.query, ""))
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"database": "ss_missing_database_x1"}, "ss_missing_database_x1"),
+        ({"user": "ss_missing_role_x1"}, "ss_missing_role_x1"),
+    ],
+)
+def test_a_url_naming_what_does_not_exist_is_a_config_error(
+    change: dict[str, str], named: str
+) -> None:
+    require_postgres()
+    from stateshift.errors import ConfigError
+
+    settings = load_settings({"store": _url_with(change), "connect_timeout_seconds": 1})
+    store = open_store(settings)
+    try:
+        with pytest.raises(ConfigError, match=named) as caught:
+            store.ensure_schema()
+        assert not caught.value.retryable
+    finally:
+        store.close()
+
+
+def test_a_server_that_is_not_there_stays_retryable() -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"postgresql://postgres@127.0.0.1:{port}/test"
+    store = open_store(load_settings({"store": url, "connect_timeout_seconds": 1}))
+    try:
+        with pytest.raises(StoreUnavailable) as caught:
+            store.ensure_schema()
+        assert caught.value.retryable
+    finally:
+        store.close()

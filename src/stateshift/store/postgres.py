@@ -140,6 +140,7 @@ class PostgresStore(Store):
                     kwargs["password"] = provider()
                 return super().connect(conninfo, **kwargs)
 
+        self._connection_class = _Connection
         self._pool = psycopg_pool.ConnectionPool(
             self.url,
             min_size=0,
@@ -171,10 +172,50 @@ class PostgresStore(Store):
             self._opened = True
 
     @contextmanager
+    def _connection(self) -> Iterator[Any]:
+        """A pooled connection; a pool that cannot connect says why."""
+        try:
+            connection = self._pool.getconn()
+        except self._psycopg.OperationalError as exc:
+            self._diagnose(exc)
+            raise
+        try:
+            yield connection
+        finally:
+            self._pool.putconn(connection)
+
+    def _diagnose(self, timeout: Exception) -> None:
+        """Turn a pool timeout caused by a wrong URL into a ConfigError.
+
+        The pool only says it got no connection in time; one direct attempt
+        tells a database or role that does not exist (or a refused password),
+        which no retry will fix, from a server that is down or busy.
+        """
+        try:
+            probe = self._connection_class.connect(
+                self.url, connect_timeout=max(1, int(min(5.0, self._timeout())))
+            )
+        except self._psycopg.OperationalError as exc:
+            text = str(exc)
+            for marker in _WRONG_URL_MARKERS:
+                if marker in text:
+                    reason = text.split("FATAL:")[-1].strip()
+                    raise ConfigError(
+                        "store",
+                        f"PostgreSQL refused {redact(self.url)}: {reason}; "
+                        "create the database or role, or fix the URL",
+                    ) from timeout
+            return
+        probe.close()
+
+    def _timeout(self) -> float:
+        return float(self.settings.connect_timeout_seconds)
+
+    @contextmanager
     def _begin(self, *, write: bool) -> Iterator[Tx]:
         self._open()
         with _translated_errors():
-            with self._pool.connection() as connection:
+            with self._connection() as connection:
                 # BEGIN READ ONLY in one statement, where a transaction block
                 # followed by SET TRANSACTION would cost two; the Tx sends it
                 # with its first statement.
@@ -201,7 +242,7 @@ class PostgresStore(Store):
         self._open()
         text = self.sql(sql)
         with _translated_errors():
-            with self._pool.connection() as connection:
+            with self._connection() as connection:
                 # The pool's connections are in autocommit: one statement is
                 # one transaction and one round trip.
                 rows: list[Row] = connection.execute(text, params).fetchall()
@@ -233,6 +274,14 @@ class PostgresStore(Store):
         if self._opened:
             self._pool.close()
             self._opened = False
+
+
+# What the server answers when the URL, not the server, is wrong.
+_WRONG_URL_MARKERS = (
+    "does not exist",
+    "password authentication failed",
+    "no pg_hba.conf entry",
+)
 
 
 def _rollback_quietly(connection: psycopg.Connection[Any]) -> None:
