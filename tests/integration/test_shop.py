@@ -10,6 +10,7 @@ order events reach the subscriber through the outbox, once each.
 from __future__ import annotations
 
 import runpy
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,12 @@ import pytest
 
 import stateshift as ss
 from stateshift.demo.shop import APPROVAL_THRESHOLD_CENTS, NOTICES, Shop, register
-from stateshift.demo.simulated import Carrier, Flakiness, PaymentProvider
+from stateshift.demo.simulated import (
+    BUSY_RETRY_SECONDS,
+    Carrier,
+    Flakiness,
+    PaymentProvider,
+)
 from stateshift.workflows.clock import ManualClock
 
 CALM = Flakiness(
@@ -171,6 +177,11 @@ def test_a_webhook_answered_in_progress_is_sent_again_later(shop: Any) -> None:
         raise ss.IdempotencyInProgress(event["payment_id"], "another delivery runs")
 
     assert provider.deliver_webhooks(None, busy) == 1
+    # The provider backs off from a payment answered "in progress"...
+    assert provider.pending_webhooks(None, 10) == []
+    assert provider.unacknowledged(None) == 1
+    time.sleep(BUSY_RETRY_SECONDS)
+    # ...then sends it again.
     (event,) = provider.pending_webhooks(None, 10)
     assert event["order_id"] == order_id
     while provider.deliver_webhooks(None, the_shop.on_payment_webhook):

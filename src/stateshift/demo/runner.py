@@ -308,6 +308,10 @@ def _drain(run: _Run) -> None:
                 # WEBHOOK_IN_PROGRESS_SECONDS) instead of spinning on it.
                 time.sleep(DRAIN_RETRY_SECONDS)
                 continue
+            if world.provider.unacknowledged(region):
+                # Only webhooks the provider is backing off from are left.
+                time.sleep(DRAIN_RETRY_SECONDS)
+                continue
             world.app.relay_outbox()
             # A killed worker's relay lease keeps this relay out until it
             # expires: wait for every order event to be delivered.

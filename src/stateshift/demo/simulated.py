@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Carrier", "Flakiness", "PaymentProvider", "SharedClock", "create_tables"]
 
+BUSY_RETRY_SECONDS = 0.5
+"""How long the provider waits before resending a webhook answered "in progress"."""
+
 _TABLES = (
     """CREATE TABLE IF NOT EXISTS {p}demo_charges (
         idempotency_key TEXT PRIMARY KEY,
@@ -62,7 +65,8 @@ _TABLES = (
         cents INTEGER NOT NULL,
         deliveries INTEGER NOT NULL,
         busy INTEGER NOT NULL,
-        done INTEGER NOT NULL
+        done INTEGER NOT NULL,
+        retry_at DOUBLE PRECISION NOT NULL DEFAULT 0
     )""",
     """CREATE TABLE IF NOT EXISTS {p}demo_shipments (
         idempotency_key TEXT PRIMARY KEY,
@@ -204,9 +208,9 @@ class PaymentProvider:
         with self.store.read() as tx:
             rows = tx.fetchall(
                 "SELECT payment_id, order_id, cents FROM {p}demo_webhooks"
-                " WHERE done = 0 AND (region = ? OR ? = '') ORDER BY payment_id"
-                " LIMIT ?",
-                (region or "", region or "", limit * 3),
+                " WHERE done = 0 AND (region = ? OR ? = '') AND retry_at <= ?"
+                " ORDER BY payment_id LIMIT ?",
+                (region or "", region or "", time.time(), limit * 3),
             )
         picked = self.rng.sample(rows, min(limit, len(rows)))
         return [
@@ -219,6 +223,16 @@ class PaymentProvider:
             for r in picked
         ]
 
+    def unacknowledged(self, region: str | None) -> int:
+        """Webhooks not acknowledged yet, backing off or not."""
+        with self.store.read() as tx:
+            row = tx.fetchone(
+                "SELECT COUNT(*) FROM {p}demo_webhooks"
+                " WHERE done = 0 AND (region = ? OR ? = '')",
+                (region or "", region or ""),
+            )
+        return int(row[0]) if row else 0
+
     def delivered(
         self, payment_id: str, *, acknowledged: bool, busy: bool = False
     ) -> None:
@@ -229,9 +243,15 @@ class PaymentProvider:
         with self.store.transaction() as tx:
             tx.execute(
                 "UPDATE {p}demo_webhooks SET deliveries = deliveries + 1,"
-                " busy = busy + ?,"
+                " busy = busy + ?, retry_at = ?,"
                 " done = CASE WHEN ? = 1 THEN 1 ELSE done END WHERE payment_id = ?",
-                (1 if busy else 0, 1 if acknowledged else 0, payment_id),
+                (
+                    1 if busy else 0,
+                    # A sender backs off from a payment answered "in progress".
+                    time.time() + BUSY_RETRY_SECONDS if busy else 0.0,
+                    1 if acknowledged else 0,
+                    payment_id,
+                ),
             )
 
     def deliver_webhooks(
