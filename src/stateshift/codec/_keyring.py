@@ -119,11 +119,7 @@ class Keyring:
             key_id: a key other than the current one.
         """
         key_id = self.current_id if key_id is None else key_id
-        cipher = self._cipher(key_id)
-        header = _header(key_id)
-        nonce = os.urandom(_NONCE_BYTES)
-        sealed: bytes = cipher.encrypt(nonce, plaintext, header + aad)
-        return header + nonce + sealed
+        return seal_envelope(self._cipher(key_id), key_id, plaintext, aad)
 
     def decrypt(self, envelope: bytes, aad: bytes = b"") -> bytes:
         """Open an envelope made by :meth:`encrypt` with the same ``aad``.
@@ -133,16 +129,11 @@ class Keyring:
                 failed (another key, another ``aad``, or tampered bytes).
             DeserializationError: the bytes are not an envelope.
         """
-        key_id, header_bytes = _read_header(envelope)
-        if len(envelope) < header_bytes + _NONCE_BYTES + _TAG_BYTES:
-            raise DeserializationError("the encrypted envelope is truncated")
+        key_id, header_bytes = read_envelope_header(envelope)
+        nonce, sealed, associated = envelope_parts(envelope, header_bytes, aad)
         cipher = self._cipher(key_id)
-        nonce = envelope[header_bytes : header_bytes + _NONCE_BYTES]
-        sealed = envelope[header_bytes + _NONCE_BYTES :]
         try:
-            plaintext: bytes = cipher.decrypt(
-                nonce, sealed, envelope[:header_bytes] + aad
-            )
+            plaintext: bytes = cipher.decrypt(nonce, sealed, associated)
         except self._invalid_tag:
             raise EncryptionError(
                 f"authentication failed with key {key_id!r}: the key's bytes differ "
@@ -167,7 +158,29 @@ class Keyring:
 
 def envelope_key_id(envelope: bytes) -> str:
     """Return the id of the key an envelope was encrypted with."""
-    return _read_header(envelope)[0]
+    return read_envelope_header(envelope)[0]
+
+
+def seal_envelope(cipher: Any, key_id: str, plaintext: bytes, aad: bytes) -> bytes:
+    """An envelope of ``plaintext`` sealed by the AES-GCM ``cipher`` of ``key_id``.
+
+    Shared by the app keyring and the per-subject keys of erasure, so both
+    write the one format :meth:`Keyring.decrypt` and the subject store read.
+    """
+    header = _header(key_id)
+    nonce = os.urandom(_NONCE_BYTES)
+    sealed: bytes = cipher.encrypt(nonce, plaintext, header + aad)
+    return header + nonce + sealed
+
+
+def envelope_parts(
+    envelope: bytes, header_bytes: int, aad: bytes
+) -> tuple[bytes, bytes, bytes]:
+    """The nonce, the ciphertext with its tag, and the data to authenticate."""
+    if len(envelope) < header_bytes + _NONCE_BYTES + _TAG_BYTES:
+        raise DeserializationError("the encrypted envelope is truncated")
+    nonce = envelope[header_bytes : header_bytes + _NONCE_BYTES]
+    return nonce, envelope[header_bytes + _NONCE_BYTES :], envelope[:header_bytes] + aad
 
 
 def _header(key_id: str) -> bytes:
@@ -175,7 +188,8 @@ def _header(key_id: str) -> bytes:
     return MARKER_ENVELOPE + bytes((len(encoded),)) + encoded
 
 
-def _read_header(envelope: bytes) -> tuple[str, int]:
+def read_envelope_header(envelope: bytes) -> tuple[str, int]:
+    """The key id of an envelope and the length of its header."""
     if envelope[:1] != MARKER_ENVELOPE or len(envelope) < 2:
         raise DeserializationError("the bytes are not an encrypted envelope")
     end = 2 + envelope[1]

@@ -29,6 +29,11 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from stateshift.codec._keyring import (
+    envelope_parts,
+    read_envelope_header,
+    seal_envelope,
+)
 from stateshift.errors import (
     ConfigError,
     DataErased,
@@ -48,10 +53,7 @@ __all__ = [
     "data_subject",
 ]
 
-_MARKER = b"E"
 _PREFIX = "subject:"
-_NONCE_BYTES = 12
-_TAG_BYTES = 16
 _MAX_SUBJECT_BYTES = 200
 
 _subject: ContextVar[tuple[str, str | None] | None] = ContextVar(
@@ -220,10 +222,7 @@ class SubjectKeys:
         """Encrypt ``plaintext`` with ``subject``'s key (made on first use)."""
         key_id = self.key_id(subject, residency)
         cipher = self._aead(self._key(key_id, create=True))
-        header = _header(key_id)
-        nonce = os.urandom(_NONCE_BYTES)
-        sealed: bytes = cipher.encrypt(nonce, plaintext, header + aad)
-        return header + nonce + sealed
+        return seal_envelope(cipher, key_id, plaintext, aad)
 
     def open(self, envelope: bytes, aad: bytes = b"") -> bytes:
         """Decrypt an envelope made by :meth:`seal`.
@@ -232,19 +231,13 @@ class SubjectKeys:
             DataErased: the subject was forgotten.
             EncryptionError: authentication failed (other ``aad``, tampering).
         """
-        key_id, header_bytes = _read_header(envelope)
+        key_id, header_bytes = read_envelope_header(envelope)
         if not key_id.startswith(_PREFIX):
             raise EncryptionError(f"key {key_id!r} is not a data subject's key")
-        if len(envelope) < header_bytes + _NONCE_BYTES + _TAG_BYTES:
-            raise DeserializationError("the encrypted envelope is truncated")
+        nonce, sealed, associated = envelope_parts(envelope, header_bytes, aad)
         cipher = self._aead(self._key(key_id, create=False))
-        nonce = envelope[header_bytes : header_bytes + _NONCE_BYTES]
         try:
-            plaintext: bytes = cipher.decrypt(
-                nonce,
-                envelope[header_bytes + _NONCE_BYTES :],
-                envelope[:header_bytes] + aad,
-            )
+            plaintext: bytes = cipher.decrypt(nonce, sealed, associated)
         except self._invalid_tag:
             raise EncryptionError(
                 f"authentication failed with key {key_id!r}: the associated data "
@@ -307,7 +300,7 @@ class SubjectKeyring:
 
     def decrypt(self, envelope: bytes, aad: bytes = b"") -> bytes:
         """Open a subject envelope, or pass another one to the fallback."""
-        key_id, _ = _read_header(envelope)
+        key_id, _ = read_envelope_header(envelope)
         if key_id.startswith(_PREFIX):
             return self._keys.open(envelope, aad)
         if self._fallback is None:
@@ -320,7 +313,7 @@ class SubjectKeyring:
 
 def envelope_subject(envelope: bytes) -> str | None:
     """The data subject an envelope was sealed for, or None."""
-    key_id, _ = _read_header(envelope)
+    key_id, _ = read_envelope_header(envelope)
     return _parse_key_id(key_id)[1] if key_id.startswith(_PREFIX) else None
 
 
@@ -329,21 +322,3 @@ def _parse_key_id(key_id: str) -> tuple[str, str]:
     if not key_id.startswith(_PREFIX) or not sep or not subject:
         raise DeserializationError(f"{key_id!r} is not a data subject's key id")
     return region, subject
-
-
-def _header(key_id: str) -> bytes:
-    encoded = key_id.encode("utf-8")
-    return _MARKER + bytes((len(encoded),)) + encoded
-
-
-def _read_header(envelope: bytes) -> tuple[str, int]:
-    if envelope[:1] != _MARKER or len(envelope) < 2:
-        raise DeserializationError("the bytes are not an encrypted envelope")
-    end = 2 + envelope[1]
-    try:
-        key_id = envelope[2:end].decode("utf-8")
-    except UnicodeDecodeError:
-        key_id = ""
-    if len(envelope) < end or not key_id:
-        raise DeserializationError("the encrypted envelope has a malformed key id")
-    return key_id, end
