@@ -198,8 +198,15 @@ class Engine:
         with self._claim_lock:
             self._held.discard(workflow_id)
 
-    def _held_json(self) -> str:
-        return json.dumps(sorted(self._held))
+    def _own_params(self, now: float) -> tuple[Any, ...]:
+        """Parameters of ``claim_own``: this worker's leases, not those held here."""
+        return (
+            self.app.settings.lease_seconds,
+            now,
+            self.app.worker_id,
+            *self._version(),
+            json.dumps(sorted(self._held)),
+        )
 
     # --- plumbing ---------------------------------------------------------
 
@@ -437,9 +444,8 @@ class Engine:
         if not self.own_leases_reclaimed:
             # This worker's old leases come back one at a time, as before,
             # each passing over the workflows this process holds.
-            own = (lease, now, worker, *self._version(), self._held_json())
             with self.store.transaction() as tx:
-                row = tx.fetchone(self.q["claim_own"], own)
+                row = tx.fetchone(self.q["claim_own"], self._own_params(now))
                 if row is not None:
                     claim = self._claimed(tx, row)
                     return True, [] if claim is None else [claim]
@@ -498,17 +504,9 @@ class Engine:
         Passes over the workflows this process holds; the claim is held
         until its run ends (``run_claim`` drops it).
         """
-        settings = self.app.settings
         with self._claim_lock:
-            params = (
-                settings.lease_seconds,
-                self.clock(),
-                self.app.worker_id,
-                *self._version(),
-                self._held_json(),
-            )
             with self.store.transaction() as tx:
-                row = tx.fetchone(self.q["claim_own"], params)
+                row = tx.fetchone(self.q["claim_own"], self._own_params(self.clock()))
                 claim = None if row is None else self._claimed(tx, row)
             if claim is not None:
                 self._held.add(claim.workflow_id)
@@ -518,16 +516,15 @@ class Engine:
         settings = self.app.settings
         worker, lease = self.app.worker_id, settings.lease_seconds
         now = self.clock()
-        own = (lease, now, worker, *self._version(), self._held_json())
         due = (worker, lease, now, *self._version(), now, *self._version())
         if "claim_history" in self.q:
-            return self._claim_alone(own, due)
+            return self._claim_alone(now, due)
         with self.store.transaction() as tx:
             row = None
             if not self.own_leases_reclaimed:
                 # A restarted worker with a stable id takes its leases back at
                 # once instead of waiting for them to expire.
-                row = tx.fetchone(self.q["claim_own"], own)
+                row = tx.fetchone(self.q["claim_own"], self._own_params(now))
                 if row is None:
                     self.own_leases_reclaimed = True
             if row is None:
@@ -538,7 +535,7 @@ class Engine:
             return True, self._claimed(tx, row)
 
     def _claim_alone(
-        self, own: tuple[Any, ...], due: tuple[Any, ...]
+        self, now: float, due: tuple[Any, ...]
     ) -> tuple[bool, Claim | None]:
         """:meth:`_claim_once` where a claim returns its history (SQLite).
 
@@ -550,6 +547,7 @@ class Engine:
         store = self.store
         row = None
         if not self.own_leases_reclaimed:
+            own = self._own_params(now)
             found = store.execute_alone(self._history_sql("claim_own"), own)
             row = found[0] if found else None
             if row is None:
