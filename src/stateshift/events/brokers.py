@@ -27,7 +27,7 @@ from collections.abc import Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from stateshift._durations import Duration, to_seconds
-from stateshift.events.topics import HeldBack, Message, deliver
+from stateshift.events.topics import HeldBack, Message, deliver, send_each
 
 if TYPE_CHECKING:
     from stateshift.app import AppBase
@@ -270,32 +270,23 @@ class RedisStreamsSink:
         self._xadd = self._redis.register_script(_XADD_ONCE)
 
     def send(self, messages: list[Message]) -> list[BaseException | None]:
-        failed_keys: set[str] = set()
-        outcomes: list[BaseException | None] = []
-        for message in messages:
-            if message.key is not None and message.key in failed_keys:
-                outcomes.append(HeldBack(message.message_id))
-                continue
-            try:
-                self._xadd(
-                    keys=[
-                        self.stream_prefix + message.topic,
-                        f"{self.stream_prefix}sent:{message.message_id}",
-                    ],
-                    args=[
-                        message.message_id,
-                        message.topic,
-                        message.key or "",
-                        message.payload,
-                        self.dedup_window_seconds,
-                    ],
-                )
-                outcomes.append(None)
-            except Exception as exc:
-                if message.key is not None:
-                    failed_keys.add(message.key)
-                outcomes.append(exc)
-        return outcomes
+        return send_each(messages, self._add)
+
+    def _add(self, message: Message) -> None:
+        # XADD unless this message id was added within the dedup window.
+        self._xadd(
+            keys=[
+                self.stream_prefix + message.topic,
+                f"{self.stream_prefix}sent:{message.message_id}",
+            ],
+            args=[
+                message.message_id,
+                message.topic,
+                message.key or "",
+                message.payload,
+                self.dedup_window_seconds,
+            ],
+        )
 
 
 class RedisStreamsSource:
