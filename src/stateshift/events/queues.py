@@ -291,19 +291,8 @@ class Queue:
                     for row in chosen
                 ],
             )
-        return [
-            Claimed(
-                str(r[1]),
-                str(r[3]),
-                bytes(r[4]),
-                r[2],
-                int(r[5]) + 1,
-                int(r[6]),
-                token,
-                str(r[7] or ""),
-            )
-            for r in chosen
-        ]
+        # The candidates were read before the claim counted this attempt.
+        return [_claimed(r, token, int(r[5]) + 1) for r in chosen]
 
     def _claim_alone(self, token: str, tags: str, limit: int) -> list[Claimed]:
         """Claim in one statement on its own (no limit counts other claims)."""
@@ -322,19 +311,7 @@ class Queue:
         )
         # RETURNING keeps no order: the queue's is priority, then age.
         rows.sort(key=lambda r: (-int(r[8]), int(r[0])))
-        return [
-            Claimed(
-                str(r[1]),
-                str(r[3]),
-                bytes(r[4]),
-                r[2],
-                int(r[5]),
-                int(r[6]),
-                token,
-                str(r[7] or ""),
-            )
-            for r in rows
-        ]
+        return [_claimed(r, token, int(r[5])) for r in rows]
 
     def _free_slots(self, tx: Tx, q: dict[str, str], limit: int) -> int:
         slots = limit
@@ -610,6 +587,20 @@ class Queue:
     def redrive(self, message_id: str | None = None) -> int:
         """Move dead messages (or one) back to ``ready``; return how many."""
         return redrive(self.app.store, self.name, message_id)
+
+
+def _claimed(row: Any, token: str, attempt: int) -> Claimed:
+    """A claimed message from a claim query's row (``attempt`` counted)."""
+    return Claimed(
+        str(row[1]),
+        str(row[3]),
+        bytes(row[4]),
+        row[2],
+        attempt,
+        int(row[6]),
+        token,
+        str(row[7] or ""),
+    )
 
 
 def _check_arguments(
