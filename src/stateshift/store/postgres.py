@@ -180,7 +180,9 @@ class PostgresStore(Store):
             self._diagnose(exc)
             raise
         try:
-            yield connection
+            # As the pool's own connection(): commit or roll back on exit.
+            with connection:
+                yield connection
         finally:
             self._pool.putconn(connection)
 
