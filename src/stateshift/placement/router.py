@@ -10,7 +10,7 @@ so a step that touches one key's workflow, entity and state commits in one
 transaction on one database.
 
 While a rebalance moves keys, :meth:`Placement.transaction` (and below
-it :meth:`Placement.follow` and :meth:`Placement.read_key`, which the
+it :meth:`Placement.follow` and :meth:`Placement.read_key_alone`, which the
 state API uses) follows the forwarding rows it leaves (see
 :mod:`stateshift.placement.rebalance`), so readers never see a missing or
 stale item and writers never write beside a moved copy.
@@ -381,30 +381,6 @@ class Placement:
             "run the same 'stateshift shards rebalance' again to resume it"
         )
 
-    def read_key(
-        self,
-        region: str,
-        shard_id: str,
-        partition_key: str,
-        read: Callable[[Store, Tx], T],
-    ) -> T:
-        """Run ``read`` on the shard that answers for ``partition_key``.
-
-        Like :meth:`follow`, without a lock: ``read`` runs first, then the
-        forwarding rows are read in the same transaction. If this shard
-        still answers for the key then, it did when ``read`` ran (the
-        switch deletes the rows and leaves its ``moved`` row in one
-        transaction), so the answer is kept; otherwise ``read`` runs again
-        on the next shard.
-        """
-
-        def fetch(store: Store) -> tuple[T, ForwardRows]:
-            with store.read() as tx:
-                value = read(store, tx)
-                return value, _forward_rows(tx, [partition_key])
-
-        return self.read_key_alone(region, shard_id, partition_key, fetch)
-
     def read_key_alone(
         self,
         region: str,
@@ -412,14 +388,17 @@ class Placement:
         partition_key: str,
         fetch: Callable[[Store], tuple[T, ForwardRows]],
     ) -> T:
-        """Like :meth:`read_key`, ``fetch`` bringing the forwarding rows itself.
+        """Read ``partition_key``'s data from the shard that answers for it.
 
-        ``fetch`` reads the data and the forwarding rows of
-        ``partition_key`` (with the region map marker) in one snapshot,
-        typically one statement outside any transaction
-        (:meth:`Store.read_alone` over a query that adds
+        Like :meth:`follow`, without a lock. ``fetch`` reads the data and
+        the forwarding rows of ``partition_key`` (with the region map
+        marker) in one snapshot, typically one statement outside any
+        transaction (:meth:`Store.read_alone` over a query that adds
         :func:`forward_select_sql`): the rows it returns for a shard that
-        still answers are that shard's current ones.
+        still answers are that shard's current ones. If this shard still
+        answers for the key then, it did when the data was read (the switch
+        deletes the rows and leaves its ``moved`` row in one transaction),
+        so the answer is kept; otherwise ``fetch`` runs on the next shard.
         """
         via: str | None = None
         for _ in range(_MAX_HOPS):
